@@ -1,0 +1,149 @@
+//! evloop's side of the workload comparison (see benches/README.md).
+//!
+//! `cargo bench --bench workloads -- W1 [n]` runs one workload and prints one
+//! JSON line: peer, workload, n, secs, rate, rss_kb (plus extra fields for
+//! some workloads). The measured part excludes start-up.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use evloop::EventLoop;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let workload = args.first().map(String::as_str).unwrap_or("W1");
+    let n = |default: u64| args.get(1).and_then(|s| s.parse().ok()).unwrap_or(default);
+    match workload {
+        "W1" => chain(n(1_000_000)),
+        "W2" => fanout(n(1_000_000)),
+        "W3" => timers(n(1_000_000)),
+        "W4" => cancel(n(1_000_000)),
+        "W6" => cross_thread(n(1_000_000)),
+        other => {
+            eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W6");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Peak resident set size in KiB (VmHWM), 0 where /proc is missing.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn report(workload: &str, n: u64, secs: f64, extra: &str) {
+    println!(
+        "{{\"peer\":\"evloop\",\"workload\":\"{workload}\",\"n\":{n},\"secs\":{secs:.6},\"rate\":{:.0},\"rss_kb\":{}{extra}}}",
+        n as f64 / secs,
+        peak_rss_kb()
+    );
+}
+
+fn step(ev: &mut EventLoop, left: Rc<Cell<u64>>) {
+    let l = left.get();
+    if l > 0 {
+        left.set(l - 1);
+        ev.call_soon(move |ev| step(ev, left));
+    }
+}
+
+/// W1: one callback re-schedules itself n times.
+fn chain(n: u64) {
+    let mut ev = EventLoop::new().unwrap();
+    let left = Rc::new(Cell::new(n));
+    let t = Instant::now();
+    step(&mut ev, left.clone());
+    ev.run().unwrap();
+    assert_eq!(left.get(), 0);
+    report("W1", n, t.elapsed().as_secs_f64(), "");
+}
+
+/// W2: n callbacks queued up front, then run.
+fn fanout(n: u64) {
+    let mut ev = EventLoop::new().unwrap();
+    let count = Rc::new(Cell::new(0u64));
+    let t = Instant::now();
+    for _ in 0..n {
+        let c = count.clone();
+        ev.call_soon(move |_| c.set(c.get() + 1));
+    }
+    ev.run().unwrap();
+    assert_eq!(count.get(), n);
+    report("W2", n, t.elapsed().as_secs_f64(), "");
+}
+
+/// W3: libuv's million-timers: timeout goes up 1 ms every 1,000 timers.
+fn timers(n: u64) {
+    let mut ev = EventLoop::new().unwrap();
+    let fired = Rc::new(Cell::new(0u64));
+    let late = Rc::new(Cell::new(Duration::ZERO));
+    let t = Instant::now();
+    let base = ev.now();
+    for i in 0..n {
+        let (fired, late) = (fired.clone(), late.clone());
+        let delay = Duration::from_millis(i / 1000 + 1);
+        ev.set_timeout(delay, move |_| {
+            fired.set(fired.get() + 1);
+            late.set(Instant::now().saturating_duration_since(base + delay));
+        });
+    }
+    let setup = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    ev.run().unwrap();
+    let run = t.elapsed().as_secs_f64();
+    assert_eq!(fired.get(), n);
+    let extra = format!(
+        ",\"setup_secs\":{setup:.6},\"run_secs\":{run:.6},\"last_late_ms\":{:.3}",
+        late.get().as_secs_f64() * 1e3
+    );
+    report("W3", n, setup + run, &extra);
+}
+
+/// W4: n timers of 10 s, all cleared; the loop must then exit at once.
+fn cancel(n: u64) {
+    let mut ev = EventLoop::new().unwrap();
+    let t = Instant::now();
+    let ids: Vec<_> = (0..n)
+        .map(|_| ev.set_timeout(Duration::from_secs(10), |_| unreachable!("cleared")))
+        .collect();
+    for id in ids {
+        assert!(ev.clear_timer(id));
+    }
+    ev.run().unwrap();
+    report("W4", n, t.elapsed().as_secs_f64(), "");
+}
+
+thread_local! {
+    static POSTED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// W6: another thread posts n callbacks through the thread-safe handle; the
+/// loop runs until the poster is done and its handle dropped.
+fn cross_thread(n: u64) {
+    let mut ev = EventLoop::new().unwrap();
+    let handle = ev.handle();
+    let t = Instant::now();
+    let poster = std::thread::spawn(move || {
+        for _ in 0..n {
+            handle
+                .call_soon(|_| POSTED.with(|c| c.set(c.get() + 1)))
+                .unwrap();
+        }
+    });
+    ev.run().unwrap();
+    poster.join().unwrap();
+    assert_eq!(POSTED.with(Cell::get), n);
+    report("W6", n, t.elapsed().as_secs_f64(), "");
+}

@@ -1,0 +1,33 @@
+//! The asynchronous count: three counts share one thread. Each prints "One",
+//! hands the loop a one-second timer with a callback, and returns at once; the
+//! loop runs the three callbacks when their timers are due. Output: One One
+//! One Two Two Two, in one second. `gather` calls a final callback when all
+//! three are done (asyncio's `gather`).
+
+use std::time::{Duration, Instant};
+
+use evloop::{gather, Completion, EventLoop};
+
+fn count(ev: &mut EventLoop, done: Completion<()>) {
+    println!("One");
+    ev.set_timeout(Duration::from_secs(1), move |ev| {
+        println!("Two");
+        done.complete(ev, ());
+    });
+}
+
+fn main() -> std::io::Result<()> {
+    env_logger::init();
+    let start = Instant::now();
+    let mut ev = EventLoop::new()?;
+    let tokens = gather(&mut ev, 3, move |_ev, _: Vec<()>| {
+        eprintln!(
+            "count executed in {:.2} seconds",
+            start.elapsed().as_secs_f64()
+        );
+    });
+    for done in tokens {
+        count(&mut ev, done);
+    }
+    ev.run()
+}

@@ -1,0 +1,426 @@
+//! [`EventLoop`]: the iteration, the run modes and liveness.
+//!
+//! One iteration ("pass") does, in this order:
+//!
+//! 1. **time**: cache the clock (`now()`), as libuv does;
+//! 2. **timers**: run every timer due at that time that was armed before the
+//!    pass began, in deadline order (ties in the order they were set);
+//! 3. **ready**: run the `call_soon` callbacks that were queued when this
+//!    phase began (a snapshot: what they queue waits for the next pass);
+//! 4. if `stop()` was called, the pass ends here;
+//! 5. **poll**: wait for IO. The wait is zero when anything is runnable, until
+//!    the next timer otherwise, forever when only IO or other threads can wake
+//!    the loop. The poller is not called at all when it would not block and no
+//!    watcher exists (it costs about five syscalls on Linux); posts from other
+//!    threads are then found through an atomic flag;
+//! 6. **io**: run the callbacks of ready watchers;
+//! 7. **posts**: run what other threads posted through a [`LoopHandle`];
+//! 8. in `run_once` only, after a wait that could block: time and timers
+//!    again, so a single blocking call runs the timer it waited for.
+//!
+//! Every callback runs on a fresh stack owned by the loop, never inside the
+//! call that scheduled it. Each is removed from its queue before it runs, so a
+//! panic unwinds out of `run()` with the loop consistent and the rest queued.
+
+use std::any::Any;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::handle::{LoopHandle, Post, Shared};
+use crate::io::Watchers;
+use crate::pool::Pool;
+use crate::task::ReadyQueue;
+use crate::timer::{Callback, Fired, Interval, IntervalBox, TimerId, TimerQueue};
+
+type PanicHandler = Box<dyn FnMut(&mut EventLoop, Box<dyn Any + Send>)>;
+
+/// A single-threaded, callback-based event loop.
+///
+/// See the [crate docs](crate) for the model, the order of a pass and the
+/// liveness rule. An `EventLoop` is `!Send`: it stays on the thread that made
+/// it; other threads reach it through [`EventLoop::handle`].
+pub struct EventLoop {
+    pub(crate) shared: Arc<Shared>,
+    ready: ReadyQueue,
+    posted: ReadyQueue,
+    post_buf: Vec<Post>,
+    timers: TimerQueue,
+    pub(crate) io: Watchers,
+    pub(crate) pool: Pool,
+    epoch: Instant,
+    now: Instant,
+    now_ns: u64,
+    running: bool,
+    stop_requested: bool,
+    panic_handler: Option<PanicHandler>,
+    iterations: u64,
+}
+
+impl EventLoop {
+    /// Creates a loop with its own OS poller.
+    pub fn new() -> io::Result<EventLoop> {
+        let now = Instant::now();
+        log::debug!("evloop: new loop");
+        Ok(EventLoop {
+            shared: Arc::new(Shared::new()?),
+            ready: ReadyQueue::default(),
+            posted: ReadyQueue::default(),
+            post_buf: Vec::new(),
+            timers: TimerQueue::new(),
+            io: Watchers::new(),
+            pool: Pool::new(),
+            epoch: now,
+            now,
+            now_ns: 0,
+            running: false,
+            stop_requested: false,
+            panic_handler: None,
+            iterations: 0,
+        })
+    }
+
+    /// Queues `f` to run on a later pass, after every callback queued before it.
+    pub fn call_soon(&mut self, f: impl FnOnce(&mut EventLoop) + 'static) {
+        self.ready.push(Box::new(f));
+    }
+
+    /// Runs `f` once, `delay` after the loop time [`now()`](EventLoop::now).
+    ///
+    /// The timer never runs before `now() + delay`; timers with equal
+    /// deadlines run in the order they were set. Any delay is accepted: huge
+    /// ones (even `Duration::MAX`) saturate to "practically never".
+    pub fn set_timeout(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut EventLoop) + 'static,
+    ) -> TimerId {
+        let deadline = self.deadline_after(delay);
+        let id = self.timers.insert(deadline, Callback::Once(Box::new(f)));
+        log::debug!("evloop: timeout {id:?} in {delay:?}");
+        id
+    }
+
+    /// Runs `f` every `period`, first at `now() + period`, until cleared.
+    ///
+    /// After each call the interval re-arms from the loop time at which that
+    /// call started, so a slow callback or a stalled loop delays the next call
+    /// rather than running it twice in one pass. A zero period runs once per
+    /// pass.
+    pub fn set_interval(
+        &mut self,
+        period: Duration,
+        f: impl FnMut(&mut EventLoop) + 'static,
+    ) -> TimerId {
+        let deadline = self.deadline_after(period);
+        let interval: IntervalBox = Box::new(Interval { period, f });
+        let id = self.timers.insert(deadline, Callback::Every(interval));
+        log::debug!("evloop: interval {id:?} every {period:?}");
+        id
+    }
+
+    /// Cancels a timer. Returns true if it was pending (an interval counts as
+    /// pending until cleared, even inside its own callback). Takes effect at
+    /// once: a cleared timer never runs again, even if it was already due.
+    pub fn clear_timer(&mut self, id: TimerId) -> bool {
+        let hit = self.timers.cancel(id);
+        log::debug!(
+            "evloop: clear {id:?}: {}",
+            if hit { "cleared" } else { "not pending" }
+        );
+        hit
+    }
+
+    /// Sets whether a timer keeps the loop alive (Node's `ref()`/`unref()`).
+    /// Returns false if the timer is not pending.
+    pub fn set_timer_ref(&mut self, id: TimerId, keep_alive: bool) -> bool {
+        self.timers.set_ref(id, keep_alive)
+    }
+
+    /// `Some(true)` if the timer is pending and keeps the loop alive,
+    /// `Some(false)` if pending but unref'd, `None` if not pending.
+    pub fn timer_has_ref(&self, id: TimerId) -> Option<bool> {
+        self.timers.has_ref(id)
+    }
+
+    /// Number of timers that exist (pending, or an interval being called).
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Runs the loop until nothing is left that could produce a callback, or
+    /// until [`stop()`](EventLoop::stop). Fails if called from inside one of the
+    /// loop's own callbacks, or if the OS poller fails.
+    pub fn run(&mut self) -> io::Result<()> {
+        self.enter(|ev| {
+            while ev.is_alive() {
+                ev.iterate(true, false)?;
+                if ev.stop_requested {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs one pass, blocking for IO or timers if nothing is runnable.
+    /// Returns whether the loop is still alive.
+    pub fn run_once(&mut self) -> io::Result<bool> {
+        self.enter(|ev| {
+            ev.iterate(true, true)?;
+            Ok(ev.is_alive())
+        })
+    }
+
+    /// Runs one pass without ever blocking. Returns whether the loop is still alive.
+    pub fn run_nowait(&mut self) -> io::Result<bool> {
+        self.enter(|ev| {
+            ev.iterate(false, false)?;
+            Ok(ev.is_alive())
+        })
+    }
+
+    /// Makes the current `run()` return at the end of this pass, before it
+    /// polls again. Nothing queued is dropped; a later `run()` resumes. If the
+    /// loop is not running, the next `run()` does one pass and returns (as
+    /// asyncio's `stop()`).
+    pub fn stop(&mut self) {
+        self.stop_requested = true;
+    }
+
+    /// The loop time: the clock as cached at the start of the current pass.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Refreshes the cached loop time from the clock.
+    pub fn update_time(&mut self) {
+        self.now = Instant::now();
+        self.now_ns = duration_ns(self.now.saturating_duration_since(self.epoch));
+    }
+
+    /// True if anything could still produce a callback: a queued callback, a
+    /// timer, an active watcher, a pool job, or a [`LoopHandle`] (each unless
+    /// unref'd).
+    pub fn is_alive(&self) -> bool {
+        !self.ready.is_empty()
+            || !self.posted.is_empty()
+            || self.timers.keeping_alive() > 0
+            || self.io.keeping_alive() > 0
+            || self.pool.keeping_alive() > 0
+            || self.shared.keeping_alive() > 0
+            || self.shared.has_posts()
+    }
+
+    /// A `Send + Sync` handle for posting work from other threads. It keeps
+    /// the loop alive until dropped or unref'd.
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle::new(self.shared.clone())
+    }
+
+    /// Installs a handler for panics in callbacks (asyncio's exception
+    /// handler). Without one, a panic unwinds out of `run()`. With one, the
+    /// handler gets the panic payload and the loop goes on. A handler that
+    /// panics itself unwinds out of `run()` and is kept.
+    pub fn set_panic_handler(
+        &mut self,
+        handler: impl FnMut(&mut EventLoop, Box<dyn Any + Send>) + 'static,
+    ) {
+        self.panic_handler = Some(Box::new(handler));
+    }
+
+    /// Removes the panic handler: panics unwind out of `run()` again.
+    pub fn clear_panic_handler(&mut self) {
+        self.panic_handler = None;
+    }
+
+    /// Number of passes run so far (for tests and diagnostics).
+    pub fn iterations(&self) -> u64 {
+        self.iterations
+    }
+
+    /// True while `run`, `run_once` or `run_nowait` is on the stack.
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// How long the loop would block if it polled now: `Some(ZERO)` if
+    /// something is runnable or nothing is alive, `None` if only IO or another
+    /// thread can wake it, else the time to the next timer.
+    pub fn backend_timeout(&self) -> Option<Duration> {
+        if self.stop_requested
+            || !self.ready.is_empty()
+            || !self.posted.is_empty()
+            || self.shared.has_posts()
+            || !self.is_alive()
+        {
+            return Some(Duration::ZERO);
+        }
+        self.timers.next_deadline().map(|deadline| {
+            let real = duration_ns(Instant::now().saturating_duration_since(self.epoch));
+            Duration::from_nanos(deadline.saturating_sub(real))
+        })
+    }
+
+    /// The poller's file descriptor, readable when the loop has IO or posts
+    /// to process; lets another main loop drive this one with `run_nowait`.
+    pub fn backend_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.shared.poller.as_raw_fd()
+    }
+
+    fn deadline_after(&self, delay: Duration) -> u64 {
+        self.now_ns.saturating_add(duration_ns(delay))
+    }
+
+    /// Guards against re-entry, and restores `running` however `body` ends.
+    fn enter<T>(&mut self, body: impl FnOnce(&mut Self) -> io::Result<T>) -> io::Result<T> {
+        if self.running {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "evloop: the loop is already running (run called from one of its callbacks)",
+            ));
+        }
+        self.running = true;
+        let result = panic::catch_unwind(AssertUnwindSafe(|| body(self)));
+        self.running = false;
+        self.stop_requested = false;
+        match result {
+            Ok(r) => r,
+            Err(payload) => panic::resume_unwind(payload),
+        }
+    }
+
+    fn iterate(&mut self, may_block: bool, once: bool) -> io::Result<()> {
+        self.iterations += 1;
+        self.update_time();
+        log::trace!(
+            "evloop: pass {} ready={} timers={} watchers={}",
+            self.iterations,
+            self.ready.len(),
+            self.timers.len(),
+            self.io.len()
+        );
+        self.run_timers();
+        self.run_ready();
+        if self.stop_requested {
+            return Ok(());
+        }
+        let timeout = if may_block {
+            self.backend_timeout()
+        } else {
+            Some(Duration::ZERO)
+        };
+        let blocked = timeout != Some(Duration::ZERO);
+        if blocked || self.io.registered() > 0 {
+            log::trace!("evloop: poll, timeout {timeout:?}");
+            self.poll_io(timeout)?;
+        }
+        self.run_posts();
+        if once && blocked {
+            self.update_time();
+            self.run_timers();
+        }
+        Ok(())
+    }
+
+    fn run_timers(&mut self) {
+        let now = self.now_ns;
+        let mark = self.timers.order_mark();
+        while let Some(fired) = self.timers.pop_due(now, mark) {
+            match fired {
+                Fired::Once(f) => {
+                    log::trace!("evloop: run timeout");
+                    if let Err(p) = catch(|| f(self)) {
+                        self.panicked(p);
+                    }
+                }
+                Fired::Every(id, mut interval) => {
+                    log::trace!("evloop: run interval {id:?}");
+                    let started = self.now_ns;
+                    let result = catch(|| (interval.f)(self));
+                    let next = started.saturating_add(duration_ns(interval.period));
+                    // Dropped here if the interval was cleared while it ran.
+                    drop(self.timers.rearm(id, interval, next));
+                    if let Err(p) = result {
+                        self.panicked(p);
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_ready(&mut self) {
+        let mut left = self.ready.len();
+        while left > 0 {
+            let result = catch(|| {
+                while left > 0 {
+                    left -= 1;
+                    let Some(task) = self.ready.pop() else { break };
+                    task(self);
+                }
+            });
+            if let Err(p) = result {
+                self.panicked(p);
+            }
+        }
+    }
+
+    fn run_posts(&mut self) {
+        self.shared.take_posts(&mut self.post_buf);
+        for post in self.post_buf.drain(..) {
+            self.posted.push(post);
+        }
+        let mut left = self.posted.len();
+        while left > 0 {
+            let result = catch(|| {
+                while left > 0 {
+                    left -= 1;
+                    let Some(task) = self.posted.pop() else { break };
+                    task(self);
+                }
+            });
+            if let Err(p) = result {
+                self.panicked(p);
+            }
+        }
+    }
+
+    /// A callback panicked and the loop is consistent again: hand the payload
+    /// to the handler, or unwind out of `run()`.
+    pub(crate) fn panicked(&mut self, payload: Box<dyn Any + Send>) {
+        let Some(mut handler) = self.panic_handler.take() else {
+            panic::resume_unwind(payload);
+        };
+        let result = catch(|| handler(self, payload));
+        if self.panic_handler.is_none() {
+            self.panic_handler = Some(handler);
+        }
+        if let Err(p) = result {
+            panic::resume_unwind(p);
+        }
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        log::debug!("evloop: drop loop");
+        // Refuse new posts first, so a destructor that posts gets `Err(Closed)`.
+        let posts = self.shared.close();
+        drop(posts);
+        self.io.clear(&self.shared.poller);
+        // Every other queued closure drops with its field, exactly once.
+    }
+}
+
+/// Calls `f`, catching a panic. The loop's own state is always consistent
+/// at the points where callbacks run, so unwind safety is asserted.
+#[inline]
+pub(crate) fn catch(f: impl FnOnce()) -> Result<(), Box<dyn Any + Send>> {
+    panic::catch_unwind(AssertUnwindSafe(f))
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,233 @@
+//! [`LoopHandle`]: the one way into a loop from other threads.
+//!
+//! Everything a loop owns is `!Send`; the only state shared with other threads
+//! is [`Shared`]: the poller (so a thread can wake a blocked loop), a queue of
+//! posted closures, and a count of the handles that keep the loop alive.
+//!
+//! Wakeups are coalesced: a post only calls `Poller::notify` when it finds the
+//! queue empty. The loop empties the queue in one swap, so a burst of posts
+//! between two passes costs one notify, not one per post.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use polling::Poller;
+
+use crate::EventLoop;
+
+/// A closure posted from another thread.
+pub(crate) type Post = Box<dyn FnOnce(&mut EventLoop) + Send>;
+
+struct Posts {
+    queue: Vec<Post>,
+    closed: bool,
+}
+
+/// The part of a loop that other threads may touch.
+pub(crate) struct Shared {
+    pub(crate) poller: Poller,
+    posts: Mutex<Posts>,
+    /// Set while `posts.queue` is not empty; lets the loop skip the lock.
+    has_posts: AtomicBool,
+    /// Handles (and other cross-thread work) that keep the loop alive.
+    keep_alive: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn new() -> std::io::Result<Shared> {
+        Ok(Shared {
+            poller: Poller::new()?,
+            posts: Mutex::new(Posts {
+                queue: Vec::new(),
+                closed: false,
+            }),
+            has_posts: AtomicBool::new(false),
+            keep_alive: AtomicUsize::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Posts> {
+        // A poisoned lock only means a thread panicked while holding it; the
+        // queue itself is always consistent (push and swap cannot panic halfway).
+        self.posts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `f` for the loop thread and wakes the loop if the queue was empty.
+    pub(crate) fn post(&self, f: Post) -> Result<(), Closed> {
+        let mut posts = self.lock();
+        if posts.closed {
+            drop(posts);
+            drop(f); // outside the lock: its destructor may post again
+            return Err(Closed);
+        }
+        let was_empty = posts.queue.is_empty();
+        posts.queue.push(f);
+        if was_empty {
+            self.has_posts.store(true, Ordering::Release);
+        }
+        drop(posts);
+        if was_empty {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn wake(&self) {
+        if let Err(e) = self.poller.notify() {
+            log::warn!("evloop: cannot wake the loop: {e}");
+        }
+    }
+
+    /// Moves every posted closure into `into`, in post order.
+    pub(crate) fn take_posts(&self, into: &mut Vec<Post>) {
+        if !self.has_posts.load(Ordering::Acquire) {
+            return;
+        }
+        let mut posts = self.lock();
+        std::mem::swap(&mut posts.queue, into);
+        self.has_posts.store(false, Ordering::Relaxed);
+    }
+
+    pub(crate) fn has_posts(&self) -> bool {
+        self.has_posts.load(Ordering::Acquire)
+    }
+
+    /// Refuses every later post and hands back what is queued.
+    pub(crate) fn close(&self) -> Vec<Post> {
+        let mut posts = self.lock();
+        posts.closed = true;
+        self.has_posts.store(false, Ordering::Relaxed);
+        std::mem::take(&mut posts.queue)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub(crate) fn keeping_alive(&self) -> usize {
+        self.keep_alive.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn add_keep_alive(&self) {
+        self.keep_alive.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Drops one keep-alive; wakes the loop when it was the last, so a loop
+    /// blocked only because of it can notice that it has nothing left.
+    pub(crate) fn release_keep_alive(&self) {
+        if self.keep_alive.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.wake();
+        }
+    }
+}
+
+/// The error of posting to a loop that was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Closed;
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the event loop is closed")
+    }
+}
+
+impl std::error::Error for Closed {}
+
+/// A `Send + Sync` handle to an [`EventLoop`], for other threads.
+///
+/// [`LoopHandle::call_soon`] queues a closure that later runs on the loop
+/// thread, and wakes the loop if it is blocked waiting for IO or timers.
+///
+/// A handle keeps its loop alive: while any clone with a ref exists, `run()`
+/// does not return, because work may still arrive through it. Call
+/// [`LoopHandle::set_ref`]`(false)` on a handle that should not count (as
+/// Node's `unref()`); a clone starts with the ref state of its original.
+///
+/// ```
+/// use evloop::EventLoop;
+/// let mut ev = EventLoop::new()?;
+/// let handle = ev.handle();
+/// std::thread::spawn(move || {
+///     handle.call_soon(|ev| println!("on the loop thread at {:?}", ev.now())).unwrap();
+///     // `handle` drops here: the loop has nothing left once the closure ran.
+/// });
+/// ev.run()?;
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Clone)]
+pub struct LoopHandle {
+    token: KeepAlive,
+}
+
+/// One counted reference to the loop; cloning counts again.
+struct KeepAlive {
+    shared: Arc<Shared>,
+    refd: bool,
+}
+
+impl Clone for KeepAlive {
+    fn clone(&self) -> Self {
+        if self.refd {
+            self.shared.add_keep_alive();
+        }
+        KeepAlive {
+            shared: self.shared.clone(),
+            refd: self.refd,
+        }
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        if self.refd {
+            self.shared.release_keep_alive();
+        }
+    }
+}
+
+impl LoopHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> LoopHandle {
+        shared.add_keep_alive();
+        LoopHandle {
+            token: KeepAlive { shared, refd: true },
+        }
+    }
+
+    /// Runs `f` on the loop thread, in a later pass; wakes a blocked loop.
+    ///
+    /// Posts from one thread run in the order they were made. Returns
+    /// `Err(Closed)` (and drops `f`) if the loop was dropped.
+    pub fn call_soon(&self, f: impl FnOnce(&mut EventLoop) + Send + 'static) -> Result<(), Closed> {
+        self.token.shared.post(Box::new(f))
+    }
+
+    /// Sets whether this handle keeps the loop alive (it does by default).
+    pub fn set_ref(&mut self, keep_alive: bool) {
+        let t = &mut self.token;
+        match (t.refd, keep_alive) {
+            (false, true) => t.shared.add_keep_alive(),
+            (true, false) => t.shared.release_keep_alive(),
+            _ => {}
+        }
+        t.refd = keep_alive;
+    }
+
+    /// Whether this handle keeps the loop alive.
+    pub fn has_ref(&self) -> bool {
+        self.token.refd
+    }
+
+    /// True once the loop was dropped; `call_soon` then always fails.
+    pub fn is_closed(&self) -> bool {
+        self.token.shared.is_closed()
+    }
+}
+
+impl fmt::Debug for LoopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopHandle")
+            .field("has_ref", &self.token.refd)
+            .finish_non_exhaustive()
+    }
+}

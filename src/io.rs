@@ -1,0 +1,522 @@
+//! fd readiness watchers on `polling::Poller`.
+//!
+//! A watcher owns its source (anything [`AsFd`]): the loop deletes the fd from
+//! the poller before the source can be dropped, so `polling`'s unsafe contract
+//! ("delete before close") holds by construction. [`EventLoop::watch_raw_fd`]
+//! is the one exception, for fds the caller owns (the C API).
+//!
+//! Watchers are registered in `polling`'s level-triggered mode: an fd that
+//! stays ready is reported on every pass with no extra syscalls. Oneshot mode
+//! (polling's default) would cost an `epoll_ctl` re-arm per event, and edge
+//! mode would need user-visible bookkeeping to look level-triggered.
+//!
+//! Two rules keep a dead fd from spinning the loop: a watcher with no interest
+//! is removed from the poller (epoll reports hang-ups even with an empty
+//! interest set), and a hang-up or error is delivered, then, if the callback
+//! left the watcher as it was and no bytes are left to read, the watcher is
+//! *parked*: no longer polled, no longer keeping the loop alive, until
+//! [`EventLoop::set_interest`] re-arms it or it is removed.
+//!
+//! Each poller key holds the watcher's slot and the low bits of a serial
+//! number, so an event collected for a watcher that was removed earlier in the
+//! same pass is recognised as stale and not delivered, even if a new watcher
+//! took the slot.
+
+use std::any::Any;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+use polling::{Event, Events, PollMode, Poller};
+use slab::Slab;
+
+use crate::event_loop::catch;
+use crate::EventLoop;
+
+/// Which readiness a watcher wants to hear about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Interest {
+    /// Call back when the fd is readable (or at EOF, hang-up, error).
+    pub readable: bool,
+    /// Call back when the fd is writable.
+    pub writable: bool,
+}
+
+impl Interest {
+    /// No readiness: the watcher stays, but is not polled.
+    pub const NONE: Interest = Interest {
+        readable: false,
+        writable: false,
+    };
+    /// Readable only.
+    pub const READABLE: Interest = Interest {
+        readable: true,
+        writable: false,
+    };
+    /// Writable only.
+    pub const WRITABLE: Interest = Interest {
+        readable: false,
+        writable: true,
+    };
+    /// Readable and writable.
+    pub const BOTH: Interest = Interest {
+        readable: true,
+        writable: true,
+    };
+
+    fn is_none(self) -> bool {
+        !self.readable && !self.writable
+    }
+}
+
+/// What a watcher's fd is ready for, as passed to its callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Readiness {
+    /// A read will not block (data, EOF or an error is waiting).
+    pub readable: bool,
+    /// A write will not block.
+    pub writable: bool,
+    /// The peer hung up (pipe writer gone, socket closed both ways).
+    pub hangup: bool,
+    /// An error is pending on the fd (read it with `SO_ERROR` or a read/write).
+    pub error: bool,
+}
+
+/// Identifies a watcher; never reused for the loop's lifetime.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct WatchId {
+    slot: u32,
+    serial: u64,
+}
+
+impl WatchId {
+    /// The id as one number (unique for the loop's lifetime), for logs and the C API.
+    pub fn as_u64(self) -> u64 {
+        self.serial
+    }
+
+    fn key(self) -> usize {
+        // 31 serial bits: the key can never be polling's reserved usize::MAX.
+        (self.slot as usize) | (((self.serial & 0x7fff_ffff) as usize) << 32)
+    }
+}
+
+/// A watcher's source and callback, behind one box.
+trait Body {
+    fn fire(&mut self, ev: &mut EventLoop, r: Readiness);
+    fn source(&self) -> &dyn Any;
+    fn into_source(self: Box<Self>) -> Box<dyn Any>;
+}
+
+struct Owned<S, F> {
+    source: S,
+    callback: F,
+}
+
+impl<S: 'static, F: FnMut(&mut EventLoop, &mut S, Readiness) + 'static> Body for Owned<S, F> {
+    fn fire(&mut self, ev: &mut EventLoop, r: Readiness) {
+        (self.callback)(ev, &mut self.source, r)
+    }
+    fn source(&self) -> &dyn Any {
+        &self.source
+    }
+    fn into_source(self: Box<Self>) -> Box<dyn Any> {
+        Box::new(self.source)
+    }
+}
+
+struct Entry {
+    serial: u64,
+    fd: RawFd,
+    interest: Interest,
+    keeps_alive: bool,
+    /// In the poller right now (false while parked or with no interest).
+    registered: bool,
+    parked: bool,
+    /// Bumped by every change the user makes; tells "left as it was" apart.
+    changes: u32,
+    /// `None` while its callback runs.
+    body: Option<Box<dyn Body>>,
+}
+
+impl Entry {
+    fn keeps_alive(&self) -> bool {
+        self.keeps_alive && self.registered
+    }
+}
+
+/// The loop's table of watchers.
+pub(crate) struct Watchers {
+    entries: Slab<Entry>,
+    events: Events,
+    fired: Vec<(usize, Readiness)>,
+    next_serial: u64,
+    registered: usize,
+    keeping_alive: usize,
+}
+
+impl Watchers {
+    pub(crate) fn new() -> Watchers {
+        Watchers {
+            entries: Slab::new(),
+            events: Events::new(),
+            fired: Vec::new(),
+            next_serial: 1,
+            registered: 0,
+            keeping_alive: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Watchers whose fd is in the poller.
+    pub(crate) fn registered(&self) -> usize {
+        self.registered
+    }
+
+    pub(crate) fn keeping_alive(&self) -> usize {
+        self.keeping_alive
+    }
+
+    fn get(&mut self, id: WatchId) -> Option<&mut Entry> {
+        match self.entries.get_mut(id.slot as usize) {
+            Some(e) if e.serial == id.serial => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Puts the entry's fd in or out of the poller to match its state.
+    fn sync(&mut self, poller: &Poller, id: WatchId) -> io::Result<()> {
+        let entry = self.get(id).expect("sync of a live watcher");
+        let want = !entry.interest.is_none() && !entry.parked;
+        let (was_alive, was_registered) = (entry.keeps_alive(), entry.registered);
+        let fd = entry.fd;
+        let event = to_event(id.key(), entry.interest);
+        let result = match (entry.registered, want) {
+            // SAFETY: the fd stays open while it is registered: an owned
+            // source is only dropped after `delete`, and raw-fd callers
+            // promise to stop watching before they close (`watch_raw_fd`).
+            (false, true) => unsafe { poller.add_with_mode(fd, event, PollMode::Level) },
+            (true, true) => poller.modify_with_mode(borrow(fd), event, PollMode::Level),
+            (true, false) => poller.delete(borrow(fd)),
+            (false, false) => Ok(()),
+        };
+        if result.is_ok() {
+            entry.registered = want;
+        }
+        let (now_alive, now_registered) = (entry.keeps_alive(), entry.registered);
+        self.recount(was_alive, now_alive);
+        match (was_registered, now_registered) {
+            (false, true) => self.registered += 1,
+            (true, false) => self.registered -= 1,
+            _ => {}
+        }
+        result
+    }
+
+    fn recount(&mut self, was: bool, now: bool) {
+        match (was, now) {
+            (false, true) => self.keeping_alive += 1,
+            (true, false) => self.keeping_alive -= 1,
+            _ => {}
+        }
+    }
+
+    /// Deregisters and removes an entry; its body (if not running) is returned.
+    fn remove(&mut self, poller: &Poller, id: WatchId) -> Option<Box<dyn Body>> {
+        let entry = self.entries.remove(id.slot as usize);
+        if entry.registered {
+            if let Err(e) = poller.delete(borrow(entry.fd)) {
+                log::warn!("evloop: deleting fd {} from the poller: {e}", entry.fd);
+            }
+            self.registered -= 1;
+        }
+        if entry.keeps_alive() {
+            self.keeping_alive -= 1;
+        }
+        entry.body
+    }
+
+    /// Deregisters everything (the loop is being dropped).
+    pub(crate) fn clear(&mut self, poller: &Poller) {
+        for (_, entry) in self.entries.iter() {
+            if entry.registered {
+                let _ = poller.delete(borrow(entry.fd));
+            }
+        }
+        self.entries.clear();
+        self.registered = 0;
+        self.keeping_alive = 0;
+    }
+}
+
+fn to_event(key: usize, interest: Interest) -> Event {
+    Event::new(key, interest.readable, interest.writable)
+}
+
+fn borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: only called for fds of live watchers, which are open (see `sync`).
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Bytes waiting to be read, if the fd can tell (pipes, sockets, ttys).
+fn bytes_to_read(fd: RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which is valid.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if rc == 0 && n > 0 {
+        n as usize
+    } else {
+        0
+    }
+}
+
+impl EventLoop {
+    /// Watches `source` for `interest`; `callback` gets the loop, the source and
+    /// the readiness each pass the fd is ready (level-triggered).
+    ///
+    /// The loop owns `source` until [`unwatch`](EventLoop::unwatch) (which drops
+    /// it) or [`take_watched`](EventLoop::take_watched) (which returns it).
+    /// Errors: the fd is already watched by this loop (`AlreadyExists`), or it
+    /// cannot be polled, such as a regular file or a directory (`EPERM`). On
+    /// error the source is dropped and the callback never runs.
+    pub fn watch<S, F>(&mut self, source: S, interest: Interest, callback: F) -> io::Result<WatchId>
+    where
+        S: AsFd + 'static,
+        F: FnMut(&mut EventLoop, &mut S, Readiness) + 'static,
+    {
+        let fd = source.as_fd().as_raw_fd();
+        self.add_watcher(fd, interest, Box::new(Owned { source, callback }))
+    }
+
+    /// Watches a raw fd that the caller owns.
+    ///
+    /// # Safety
+    ///
+    /// `fd` must stay open until the watcher is removed with
+    /// [`unwatch`](EventLoop::unwatch) or the loop is dropped: closing a
+    /// watched fd breaks the OS poller's bookkeeping (as with libuv's
+    /// `uv_poll`). The loop never closes `fd`.
+    pub unsafe fn watch_raw_fd<F>(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        callback: F,
+    ) -> io::Result<WatchId>
+    where
+        F: FnMut(&mut EventLoop, RawFd, Readiness) + 'static,
+    {
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        let mut callback = callback;
+        let body = Owned {
+            source: fd,
+            callback: move |ev: &mut EventLoop, fd: &mut RawFd, r| callback(ev, *fd, r),
+        };
+        self.add_watcher(fd, interest, Box::new(body))
+    }
+
+    fn add_watcher(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        body: Box<dyn Body>,
+    ) -> io::Result<WatchId> {
+        let serial = self.io.next_serial;
+        self.io.next_serial += 1;
+        let slot = self.io.entries.insert(Entry {
+            serial,
+            fd,
+            interest,
+            keeps_alive: true,
+            registered: false,
+            parked: false,
+            changes: 0,
+            body: Some(body),
+        });
+        let id = WatchId {
+            slot: u32::try_from(slot).expect("more than 4 billion watchers"),
+            serial,
+        };
+        let result = if interest.is_none() {
+            // Not polled yet, but an fd that can never be polled must fail
+            // now: register it with no interest once, then take it out.
+            // SAFETY: `fd` is open (the caller holds it) and leaves the poller
+            // again before this call returns.
+            unsafe { self.shared.poller.add(fd, Event::none(id.key())) }
+                .and_then(|()| self.shared.poller.delete(borrow(fd)))
+        } else {
+            self.io.sync(&self.shared.poller, id)
+        };
+        if let Err(e) = result {
+            self.io.entries.remove(slot);
+            log::debug!("evloop: cannot watch fd {fd}: {e}");
+            return Err(e);
+        }
+        log::debug!("evloop: watch fd {fd} as {id:?} for {interest:?}");
+        Ok(id)
+    }
+
+    /// Changes what a watcher waits for; also re-arms a parked watcher.
+    /// Safe from any callback, the watcher's own included.
+    pub fn set_interest(&mut self, id: WatchId, interest: Interest) -> io::Result<()> {
+        let Some(entry) = self.io.get(id) else {
+            return Err(unknown_watcher(id));
+        };
+        entry.interest = interest;
+        entry.parked = false;
+        entry.changes = entry.changes.wrapping_add(1);
+        self.io.sync(&self.shared.poller, id)
+    }
+
+    /// Stops a watcher and drops its source (after deleting it from the
+    /// poller). From inside its own callback, the source drops when the
+    /// callback returns. False if the id is not a live watcher.
+    pub fn unwatch(&mut self, id: WatchId) -> bool {
+        if self.io.get(id).is_none() {
+            return false;
+        }
+        log::debug!("evloop: unwatch {id:?}");
+        drop(self.io.remove(&self.shared.poller, id));
+        true
+    }
+
+    /// Stops a watcher and gives its source back.
+    ///
+    /// Errors: unknown id (`NotFound`), a source of another type
+    /// (`InvalidInput`; the watcher is left as it was), or the watcher's own
+    /// callback is running (`ResourceBusy`: use `unwatch` there).
+    pub fn take_watched<S: 'static>(&mut self, id: WatchId) -> io::Result<S> {
+        let Some(entry) = self.io.get(id) else {
+            return Err(unknown_watcher(id));
+        };
+        match &entry.body {
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    "evloop: take_watched inside the watcher's own callback (use unwatch)",
+                ))
+            }
+            Some(body) if !body.source().is::<S>() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "evloop: take_watched with the wrong source type",
+                ))
+            }
+            Some(_) => {}
+        }
+        let body = self
+            .io
+            .remove(&self.shared.poller, id)
+            .expect("checked above");
+        Ok(*body
+            .into_source()
+            .downcast::<S>()
+            .expect("type checked above"))
+    }
+
+    /// Sets whether a watcher keeps the loop alive. False if the id is stale.
+    pub fn set_watch_ref(&mut self, id: WatchId, keep_alive: bool) -> bool {
+        let Some(entry) = self.io.get(id) else {
+            return false;
+        };
+        let was = entry.keeps_alive();
+        entry.keeps_alive = keep_alive;
+        let now = entry.keeps_alive();
+        self.io.recount(was, now);
+        true
+    }
+
+    /// True if `id` is a live watcher (active, paused or parked).
+    pub fn is_watching(&self, id: WatchId) -> bool {
+        matches!(self.io.entries.get(id.slot as usize), Some(e) if e.serial == id.serial)
+    }
+
+    /// Number of watchers that exist.
+    pub fn watcher_count(&self) -> usize {
+        self.io.len()
+    }
+
+    /// Waits for IO (at most `timeout`, `None` = forever) and runs the
+    /// callbacks of ready watchers.
+    pub(crate) fn poll_io(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.io.events.clear();
+        if let Err(e) = self.shared.poller.wait(&mut self.io.events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        let mut fired = std::mem::take(&mut self.io.fired);
+        fired.clear();
+        fired.extend(self.io.events.iter().map(|e| {
+            let hangup = e.is_interrupt();
+            let error = e.is_err().unwrap_or(false);
+            (
+                e.key,
+                Readiness {
+                    readable: e.readable,
+                    writable: e.writable,
+                    hangup,
+                    error,
+                },
+            )
+        }));
+        for &(key, readiness) in &fired {
+            self.dispatch(key, readiness);
+        }
+        self.io.fired = fired;
+        Ok(())
+    }
+
+    fn dispatch(&mut self, key: usize, r: Readiness) {
+        let slot = key & 0xffff_ffff;
+        let serial_bits = (key >> 32) as u64;
+        let Some(entry) = self.io.entries.get_mut(slot) else {
+            return;
+        };
+        if entry.serial & 0x7fff_ffff != serial_bits || !entry.registered {
+            return; // removed (or paused) earlier in this pass
+        }
+        let Some(mut body) = entry.body.take() else {
+            return;
+        };
+        let id = WatchId {
+            slot: slot as u32,
+            serial: entry.serial,
+        };
+        let changes = entry.changes;
+        let r = Readiness {
+            readable: r.readable && entry.interest.readable,
+            writable: r.writable && entry.interest.writable,
+            ..r
+        };
+        let fd = entry.fd;
+        log::trace!("evloop: io {id:?} fd {fd} {r:?}");
+        let result = catch(|| body.fire(self, r));
+        if let Some(entry) = self.io.get(id) {
+            entry.body = Some(body);
+            let untouched = entry.changes == changes && entry.registered;
+            if (r.hangup || r.error) && untouched && bytes_to_read(fd) == 0 {
+                log::debug!("evloop: {id:?} hung up or failed; parked until set_interest");
+                entry.parked = true;
+                let _ = self.io.sync(&self.shared.poller, id);
+            }
+        }
+        // else: unwatched inside its callback; `body` (the source) drops now,
+        // after the fd left the poller.
+        if let Err(p) = result {
+            self.panicked(p);
+        }
+    }
+}
+
+fn unknown_watcher(id: WatchId) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("evloop: {id:?} is not a live watcher"),
+    )
+}

@@ -1,0 +1,287 @@
+//! The blocking-work pool: run `work` on a thread, `done` on the loop thread.
+//!
+//! As libuv's threadpool: a fixed number of threads (default 4, or
+//! `EVLOOP_THREADPOOL_SIZE`, as `UV_THREADPOOL_SIZE`), started lazily when
+//! jobs are waiting and no thread is idle. A worker runs `work`, catches a
+//! panic, and posts the outcome back through the loop's cross-thread queue;
+//! the loop then calls `done` with it. The `done` closures never leave the
+//! loop thread, so they need not be `Send`.
+//!
+//! A job keeps the loop alive from `spawn_blocking` until its `done` ran. A
+//! job still waiting in the queue can be cancelled (its `done` gets
+//! [`JobError::Cancelled`] on a later pass); a running one cannot. Dropping the
+//! loop drops queued jobs and lets running ones finish on their thread with
+//! nowhere to post: no thread is joined, none is left blocked.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use slab::Slab;
+
+use crate::event_loop::catch;
+use crate::handle::Shared;
+use crate::EventLoop;
+
+/// Identifies a job given to [`EventLoop::spawn_blocking`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct JobId {
+    slot: u32,
+    serial: u64,
+}
+
+/// Why a job has no result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobError {
+    /// Cancelled with [`EventLoop::cancel_job`] before it started.
+    Cancelled,
+    /// `work` panicked; the message of the panic, if it was a string.
+    Panicked(String),
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Cancelled => f.write_str("job cancelled"),
+            JobError::Panicked(msg) => write!(f, "job panicked: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for JobError {}
+
+impl From<JobError> for io::Error {
+    fn from(e: JobError) -> io::Error {
+        match e {
+            JobError::Cancelled => io::Error::from_raw_os_error(libc::ECANCELED),
+            JobError::Panicked(_) => io::Error::other(e),
+        }
+    }
+}
+
+type Outcome = Result<Box<dyn Any + Send>, JobError>;
+type Done = Box<dyn FnOnce(&mut EventLoop, Outcome)>;
+
+struct Job {
+    serial: u64,
+    work: Box<dyn FnOnce() + Send>,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    idle: usize,
+    closed: bool,
+}
+
+struct WorkQueue {
+    state: Mutex<Queue>,
+    ready: Condvar,
+}
+
+impl WorkQueue {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Jobs run outside the lock, so a poisoned lock still holds a
+        // consistent queue.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The loop's side of the pool.
+pub(crate) struct Pool {
+    pending: Slab<(u64, Done)>,
+    next_serial: u64,
+    size: usize,
+    threads: usize,
+    queue: Arc<WorkQueue>,
+}
+
+const DEFAULT_SIZE: usize = 4;
+const MAX_SIZE: usize = 1024;
+
+impl Pool {
+    pub(crate) fn new() -> Pool {
+        let size = std::env::var("EVLOOP_THREADPOOL_SIZE")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|n| (1..=MAX_SIZE).contains(n))
+            .unwrap_or(DEFAULT_SIZE);
+        Pool {
+            pending: Slab::new(),
+            next_serial: 1,
+            size,
+            threads: 0,
+            queue: Arc::new(WorkQueue {
+                state: Mutex::new(Queue {
+                    jobs: VecDeque::new(),
+                    idle: 0,
+                    closed: false,
+                }),
+                ready: Condvar::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn keeping_alive(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn take(&mut self, id: JobId) -> Option<Done> {
+        match self.pending.get(id.slot as usize) {
+            Some((serial, _)) if *serial == id.serial => {
+                Some(self.pending.remove(id.slot as usize).1)
+            }
+            _ => None,
+        }
+    }
+
+    fn submit(&mut self, job: Job) -> io::Result<()> {
+        let mut q = self.queue.lock();
+        q.jobs.push_back(job);
+        let start_thread = q.jobs.len() > q.idle && self.threads < self.size;
+        drop(q);
+        self.queue.ready.notify_one();
+        if start_thread {
+            let queue = self.queue.clone();
+            std::thread::Builder::new()
+                .name(format!("evloop-pool-{}", self.threads))
+                .spawn(move || worker(&queue))?;
+            self.threads += 1;
+            log::debug!("evloop: pool thread {} started", self.threads);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let mut q = self.queue.lock();
+        q.closed = true;
+        let jobs = std::mem::take(&mut q.jobs);
+        drop(q);
+        self.queue.ready.notify_all();
+        drop(jobs);
+    }
+}
+
+fn worker(queue: &WorkQueue) {
+    let mut q = queue.lock();
+    loop {
+        if let Some(job) = q.jobs.pop_front() {
+            drop(q);
+            (job.work)();
+            q = queue.lock();
+        } else if q.closed {
+            return;
+        } else {
+            q.idle += 1;
+            q = queue.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.idle -= 1;
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+impl EventLoop {
+    /// Runs `work` on the blocking-work pool, then `done` with its result on
+    /// the loop thread. A panic in `work` reaches `done` as
+    /// [`JobError::Panicked`]; the pool thread survives it.
+    ///
+    /// Fails only if a pool thread cannot be started; `done` then never runs.
+    pub fn spawn_blocking<T, W, D>(&mut self, work: W, done: D) -> io::Result<JobId>
+    where
+        T: Send + 'static,
+        W: FnOnce() -> T + Send + 'static,
+        D: FnOnce(&mut EventLoop, Result<T, JobError>) + 'static,
+    {
+        let serial = self.pool.next_serial;
+        self.pool.next_serial += 1;
+        let done: Done = Box::new(move |ev, outcome: Outcome| {
+            let typed = outcome.map(|any| {
+                *any.downcast::<T>()
+                    .expect("a job's result has the type of its work")
+            });
+            done(ev, typed)
+        });
+        let slot = self.pool.pending.insert((serial, done));
+        let id = JobId {
+            slot: u32::try_from(slot).expect("more than 4 billion jobs"),
+            serial,
+        };
+        let shared: Arc<Shared> = self.shared.clone();
+        let job = Job {
+            serial,
+            work: Box::new(move || {
+                let mut value = None;
+                let outcome = match catch(|| value = Some(work())) {
+                    Ok(()) => Ok(Box::new(value.take().expect("set")) as Box<dyn Any + Send>),
+                    Err(p) => Err(JobError::Panicked(panic_message(&*p))),
+                };
+                // Err: the loop is gone; the outcome drops here, on this thread.
+                let _ = shared.post(Box::new(move |ev: &mut EventLoop| {
+                    ev.finish_job(id, outcome)
+                }));
+            }),
+        };
+        if let Err(e) = self.pool.submit(job) {
+            self.pool.take(id);
+            return Err(e);
+        }
+        log::debug!("evloop: job {id:?} queued");
+        Ok(id)
+    }
+
+    /// Cancels a job that has not started yet: it will not run, and its
+    /// `done` gets [`JobError::Cancelled`] on a later pass. False if the job
+    /// already started, finished, or is unknown.
+    pub fn cancel_job(&mut self, id: JobId) -> bool {
+        let mut q = self.pool.queue.lock();
+        let Some(pos) = q.jobs.iter().position(|j| j.serial == id.serial) else {
+            return false;
+        };
+        let job = q.jobs.remove(pos);
+        drop(q);
+        drop(job);
+        log::debug!("evloop: job {id:?} cancelled");
+        self.call_soon(move |ev| ev.finish_job(id, Err(JobError::Cancelled)));
+        true
+    }
+
+    /// Sets the number of pool threads (1 to 1024). It can grow at any time;
+    /// it cannot shrink below the number of threads already started.
+    pub fn set_pool_size(&mut self, threads: usize) -> io::Result<()> {
+        if !(1..=MAX_SIZE).contains(&threads) || threads < self.pool.threads {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "evloop: pool size {threads} (must be 1..={MAX_SIZE}, and at least the {} threads started)",
+                    self.pool.threads
+                ),
+            ));
+        }
+        self.pool.size = threads;
+        Ok(())
+    }
+
+    /// Number of pool jobs whose `done` has not run yet.
+    pub fn pending_jobs(&self) -> usize {
+        self.pool.pending.len()
+    }
+
+    fn finish_job(&mut self, id: JobId, outcome: Outcome) {
+        match self.pool.take(id) {
+            Some(done) => done(self, outcome),
+            None => log::warn!("evloop: dropped the completion of unknown job {id:?}"),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Panics in callbacks (guarantee 8).
+
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::Duration;
+
+use evloop::EventLoop;
+
+fn quiet() {
+    // Keep the expected panics out of the test output.
+    std::panic::set_hook(Box::new(|_| {}));
+}
+
+#[test]
+fn g8_panic_unwinds_out_of_run_and_the_rest_stays_queued() {
+    quiet();
+    let mut ev = EventLoop::new().unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    for i in 0..5 {
+        let l = log.clone();
+        ev.call_soon(move |_| {
+            if i == 2 {
+                panic!("boom {i}");
+            }
+            l.borrow_mut().push(i);
+        });
+    }
+    let l = log.clone();
+    ev.set_timeout(Duration::from_millis(1), move |_| l.borrow_mut().push(100));
+    let err = catch_unwind(AssertUnwindSafe(|| ev.run())).unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<String>().map(String::as_str),
+        Some("boom 2")
+    );
+    assert_eq!(*log.borrow(), [0, 1]);
+    assert!(ev.is_alive());
+    assert!(!ev.is_running());
+    ev.run().expect("the loop is usable after a panic");
+    assert_eq!(*log.borrow(), [0, 1, 3, 4, 100]);
+}
+
+#[test]
+fn g8_panicking_interval_stays_armed_and_clearable() {
+    quiet();
+    let mut ev = EventLoop::new().unwrap();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    let id = ev.set_interval(Duration::from_millis(1), move |_| {
+        c.set(c.get() + 1);
+        panic!("interval");
+    });
+    assert!(catch_unwind(AssertUnwindSafe(|| ev.run())).is_err());
+    assert_eq!(calls.get(), 1);
+    assert_eq!(ev.timer_has_ref(id), Some(true), "still armed");
+    assert!(catch_unwind(AssertUnwindSafe(|| ev.run())).is_err());
+    assert_eq!(calls.get(), 2);
+    assert!(ev.clear_timer(id));
+    ev.run().unwrap();
+}
+
+#[test]
+fn g8_panic_handler_logs_and_keeps_going() {
+    quiet();
+    let mut ev = EventLoop::new().unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    ev.set_panic_handler(move |_ev, payload| {
+        s.borrow_mut().push(
+            payload
+                .downcast_ref::<&str>()
+                .copied()
+                .unwrap_or("?")
+                .to_string(),
+        );
+    });
+    let done = Rc::new(Cell::new(0));
+    for i in 0..3 {
+        let d = done.clone();
+        ev.call_soon(move |_| {
+            if i == 1 {
+                panic!("in call_soon");
+            }
+            d.set(d.get() + 1);
+        });
+    }
+    ev.set_timeout(Duration::ZERO, |_| panic!("in timer"));
+    ev.run().unwrap();
+    assert_eq!(*seen.borrow(), ["in timer", "in call_soon"]);
+    assert_eq!(done.get(), 2);
+
+    ev.clear_panic_handler();
+    ev.call_soon(|_| panic!("unhandled"));
+    assert!(catch_unwind(AssertUnwindSafe(|| ev.run())).is_err());
+}
+
+#[test]
+fn g8_panic_in_a_posted_callback() {
+    quiet();
+    let mut ev = EventLoop::new().unwrap();
+    let h = ev.handle();
+    h.call_soon(|_| panic!("posted")).unwrap();
+    thread_local!(static AFTER: Cell<bool> = const { Cell::new(false) });
+    h.call_soon(|_| AFTER.with(|a| a.set(true))).unwrap();
+    drop(h);
+    assert!(catch_unwind(AssertUnwindSafe(|| ev.run())).is_err());
+    assert!(!AFTER.with(Cell::get));
+    ev.run().unwrap();
+    assert!(AFTER.with(Cell::get), "the next post survived");
+}
