@@ -12,8 +12,8 @@
 //!
 //! Two rules keep a dead fd from spinning the loop: a watcher with no interest
 //! is removed from the poller (epoll reports hang-ups even with an empty
-//! interest set), and a hang-up or error is delivered, then, if the callback
-//! left the watcher as it was and no bytes are left to read, the watcher is
+//! interest set), and a hang-up or error with no bytes left to read is
+//! delivered once; if the callback left the watcher as it was, it is then
 //! *parked*: no longer polled, no longer keeping the loop alive, until
 //! [`EventLoop::set_interest`] re-arms it or it is removed.
 //!
@@ -496,11 +496,13 @@ impl EventLoop {
         };
         let fd = entry.fd;
         log::trace!("evloop: io {id:?} fd {fd} {r:?}");
+        // A hang-up with nothing left to read is final: one delivery, then park.
+        let dead = (r.hangup || r.error) && bytes_to_read(fd) == 0;
         let result = catch(|| body.fire(self, r));
         if let Some(entry) = self.io.get(id) {
             entry.body = Some(body);
             let untouched = entry.changes == changes && entry.registered;
-            if (r.hangup || r.error) && untouched && bytes_to_read(fd) == 0 {
+            if dead && untouched {
                 log::debug!("evloop: {id:?} hung up or failed; parked until set_interest");
                 entry.parked = true;
                 let _ = self.io.sync(&self.shared.poller, id);

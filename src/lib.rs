@@ -66,9 +66,12 @@
 
 mod combinators;
 mod event_loop;
+pub mod fs;
 mod handle;
 mod io;
+pub mod net;
 mod pool;
+pub mod signal;
 mod task;
 mod timer;
 

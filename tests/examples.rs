@@ -1,8 +1,9 @@
 //! The seed's examples: the synchronous and the asynchronous count.
 //! `cargo test` builds examples; this runs the built binaries.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// target/<profile>/examples/<name>, found from this test's own path; built
@@ -57,4 +58,46 @@ fn count_sync_runs_them_one_after_another() {
     let (lines, took) = run("count_sync");
     assert_eq!(lines, ["One", "Two", "One", "Two", "One", "Two"]);
     assert!(took >= Duration::from_secs(3), "count_sync took {took:?}");
+}
+
+#[test]
+fn cat_copies_a_pipe_and_a_regular_file() {
+    let mut child = Command::new(example("cat"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let d = data.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&d).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout == data, "piped stdin copied byte-exact");
+
+    let file = std::fs::File::open("Cargo.toml").unwrap();
+    let out = Command::new(example("cat")).stdin(file).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, std::fs::read("Cargo.toml").unwrap());
+}
+
+#[test]
+fn signals_stops_on_sigint() {
+    let mut child = Command::new(example("signals"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "running; press Ctrl-C to stop"
+    );
+    // SAFETY: kill sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert!(rest[0].starts_with("got SIGINT after ") && rest[0].ends_with(" ticks, stopping"));
+    assert_eq!(rest[1], "bye");
+    assert!(child.wait().unwrap().success());
 }

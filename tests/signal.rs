@@ -1,0 +1,87 @@
+//! Signals as callbacks. Each test uses its own signal: handlers are
+//! process-wide and tests run in parallel.
+
+use std::cell::Cell;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use evloop::{signal, EventLoop};
+
+fn raise(sig: i32) {
+    // SAFETY: raise only sends a signal to this process.
+    assert_eq!(unsafe { libc::raise(sig) }, 0);
+}
+
+#[test]
+fn sigusr1_raised_to_self_is_delivered_as_a_callback() {
+    let mut ev = EventLoop::new().unwrap();
+    let got = Rc::new(Cell::new(0));
+    let g = got.clone();
+    let id = signal::on_signal(&mut ev, libc::SIGUSR1, move |ev| {
+        g.set(g.get() + 1);
+        ev.stop();
+    })
+    .unwrap();
+    assert!(
+        !ev.is_alive(),
+        "a signal watcher does not keep the loop alive by default"
+    );
+    assert!(signal::set_signal_ref(&mut ev, id, true));
+    raise(libc::SIGUSR1);
+    assert_eq!(got.get(), 0, "never inside the signal handler");
+    ev.run().unwrap();
+    assert_eq!(got.get(), 1);
+    assert!(signal::stop_signal(&mut ev, id));
+    assert!(!signal::stop_signal(&mut ev, id));
+    assert!(!ev.is_alive());
+}
+
+#[test]
+fn every_watcher_of_a_signal_is_called_for_each_delivery() {
+    let mut ev = EventLoop::new().unwrap();
+    let a = Rc::new(Cell::new(0));
+    let b = Rc::new(Cell::new(0));
+    let (a2, b2) = (a.clone(), b.clone());
+    let ida = signal::on_signal(&mut ev, libc::SIGUSR2, move |_| a2.set(a2.get() + 1)).unwrap();
+    let idb = signal::on_signal(&mut ev, libc::SIGUSR2, move |_| b2.set(b2.get() + 1)).unwrap();
+    for round in 1..=3 {
+        raise(libc::SIGUSR2);
+        // Keep the loop alive until both callbacks saw this delivery.
+        while a.get() < round || b.get() < round {
+            ev.set_timeout(Duration::from_millis(1), |_| {});
+            ev.run_once().unwrap();
+        }
+    }
+    assert_eq!((a.get(), b.get()), (3, 3));
+    signal::stop_signal(&mut ev, ida);
+    signal::stop_signal(&mut ev, idb);
+}
+
+#[test]
+fn a_watcher_can_stop_itself_inside_its_callback() {
+    let mut ev = EventLoop::new().unwrap();
+    let me = Rc::new(Cell::new(None));
+    let calls = Rc::new(Cell::new(0));
+    let (m, c) = (me.clone(), calls.clone());
+    let id = signal::on_signal(&mut ev, libc::SIGWINCH, move |ev| {
+        c.set(c.get() + 1);
+        assert!(signal::stop_signal(ev, m.get().unwrap()));
+    })
+    .unwrap();
+    me.set(Some(id));
+    signal::set_signal_ref(&mut ev, id, true);
+    raise(libc::SIGWINCH);
+    ev.run().unwrap(); // ends: the only thing alive stopped itself
+    assert_eq!(calls.get(), 1);
+}
+
+#[test]
+fn sigkill_sigstop_and_bad_numbers_are_errors() {
+    let mut ev = EventLoop::new().unwrap();
+    for sig in [libc::SIGKILL, libc::SIGSTOP, 0, -3, 999] {
+        let err = signal::on_signal(&mut ev, sig, |_| panic!("never")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "signal {sig}");
+    }
+    assert_eq!(ev.watcher_count(), 0);
+}
