@@ -71,6 +71,7 @@ mod handle;
 mod io;
 pub mod net;
 mod pool;
+pub mod process;
 pub mod signal;
 mod task;
 mod timer;

@@ -101,3 +101,48 @@ fn signals_stops_on_sigint() {
     assert_eq!(rest[1], "bye");
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn spawn_streams_ls_output_and_the_exit_status() {
+    let dir = std::env::temp_dir().join(format!("evloop-spawn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("marker-file"), "x").unwrap();
+    let out = Command::new(example("spawn")).arg(&dir).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].starts_with("total "));
+    assert!(lines[1].ends_with(" marker-file"));
+    assert_eq!(lines[2], "exit status: 0");
+}
+
+#[test]
+fn echo_server_echoes() {
+    // Port 0: the server prints the port it got.
+    let mut child = Command::new(example("echo_server"))
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("echo server on ")
+        .expect(&first)
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 256) as u8).collect();
+    let mut reader = conn.try_clone().unwrap();
+    let expect = data.clone();
+    let t = std::thread::spawn(move || {
+        let mut got = vec![0u8; expect.len()];
+        std::io::Read::read_exact(&mut reader, &mut got).unwrap();
+        assert!(got == expect);
+    });
+    conn.write_all(&data).unwrap();
+    t.join().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -1,0 +1,365 @@
+//! Child processes with callbacks: spawn, stdio as streams, exit callback,
+//! kill.
+//!
+//! The child's exit is watched through a pidfd (Linux 5.3+): an fd that turns
+//! readable when the process ends, watched like any other fd, so no SIGCHLD
+//! handler is needed and no other library's children are reaped by mistake.
+//! Where pidfds are missing, a SIGCHLD watcher checks the child instead.
+//! A running child keeps the loop alive.
+//!
+//! Extra fds can be passed at chosen numbers (say 3 and 4, for a browser's
+//! `--remote-debugging-pipe`): each is first duplicated above every target
+//! number in the parent, then `dup2`'d into place between fork and exec, so
+//! no target can clobber another's source.
+
+use std::cell::RefCell;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{self, ExitStatus};
+use std::rc::Rc;
+
+use crate::net::Stream;
+use crate::signal::{self, SignalId};
+use crate::{EventLoop, Interest, WatchId};
+
+/// Where a child's stdin, stdout or stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stdio {
+    /// The parent's own (the default).
+    #[default]
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// A pipe to the parent, as a [`Stream`] on [`Child`].
+    Pipe,
+}
+
+/// What to run: program, arguments, environment, directory, stdio, extra fds.
+#[derive(Debug)]
+pub struct Command {
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, Option<OsString>)>,
+    env_clear: bool,
+    cwd: Option<PathBuf>,
+    stdio: [Stdio; 3],
+    fds: Vec<(RawFd, OwnedFd)>,
+}
+
+impl Command {
+    /// A command running `program` (looked up in `PATH` if it has no slash).
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_clear: false,
+            cwd: None,
+            stdio: [Stdio::Inherit; 3],
+            fds: Vec::new(),
+        }
+    }
+
+    /// Adds one argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&mut self, args: I) -> &mut Command {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
+        self.env
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    /// Removes an environment variable for the child.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
+        self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Starts the child with an empty environment (plus what `env` adds).
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.env_clear = true;
+        self.env.clear();
+        self
+    }
+
+    /// Sets the child's working directory.
+    pub fn current_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Command {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Sets the child's stdin.
+    pub fn stdin(&mut self, s: Stdio) -> &mut Command {
+        self.stdio[0] = s;
+        self
+    }
+
+    /// Sets the child's stdout.
+    pub fn stdout(&mut self, s: Stdio) -> &mut Command {
+        self.stdio[1] = s;
+        self
+    }
+
+    /// Sets the child's stderr.
+    pub fn stderr(&mut self, s: Stdio) -> &mut Command {
+        self.stdio[2] = s;
+        self
+    }
+
+    /// Passes `fd` to the child as fd number `target` (3 or more; 0 to 2 are
+    /// set with `stdin`/`stdout`/`stderr`). The parent's copy is closed once
+    /// the child was spawned.
+    pub fn fd(&mut self, target: RawFd, fd: impl Into<OwnedFd>) -> &mut Command {
+        self.fds.push((target, fd.into()));
+        self
+    }
+}
+
+/// A spawned child. Its piped stdio are streams; take them out to use them.
+#[derive(Debug)]
+pub struct Child {
+    /// The child's stdin, if it was [`Stdio::Pipe`].
+    pub stdin: Option<Stream>,
+    /// The child's stdout, if it was [`Stdio::Pipe`].
+    pub stdout: Option<Stream>,
+    /// The child's stderr, if it was [`Stdio::Pipe`].
+    pub stderr: Option<Stream>,
+    pid: u32,
+    state: Rc<RefCell<State>>,
+}
+
+type OnExit = Box<dyn FnOnce(&mut EventLoop, ExitStatus)>;
+
+#[derive(Debug)]
+enum ExitWatch {
+    Pidfd(WatchId),
+    Sigchld(SignalId),
+}
+
+struct State {
+    child: process::Child,
+    status: Option<ExitStatus>,
+    on_exit: Option<OnExit>,
+    watch: Option<ExitWatch>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("evloop: {msg}"))
+}
+
+/// Spawns `cmd`; `on_exit` gets the exit status (code, or terminating
+/// signal) on the loop thread once the child ended. A program that cannot be
+/// started is an error here, and `on_exit` never runs.
+pub fn spawn(
+    ev: &mut EventLoop,
+    cmd: Command,
+    on_exit: impl FnOnce(&mut EventLoop, ExitStatus) + 'static,
+) -> io::Result<Child> {
+    let mut std_cmd = process::Command::new(&cmd.program);
+    std_cmd.args(&cmd.args);
+    if cmd.env_clear {
+        std_cmd.env_clear();
+    }
+    for (k, v) in &cmd.env {
+        match v {
+            Some(v) => std_cmd.env(k, v),
+            None => std_cmd.env_remove(k),
+        };
+    }
+    if let Some(dir) = &cmd.cwd {
+        std_cmd.current_dir(dir);
+    }
+    let to_std = |s: Stdio| match s {
+        Stdio::Inherit => process::Stdio::inherit(),
+        Stdio::Null => process::Stdio::null(),
+        Stdio::Pipe => process::Stdio::piped(),
+    };
+    std_cmd.stdin(to_std(cmd.stdio[0]));
+    std_cmd.stdout(to_std(cmd.stdio[1]));
+    std_cmd.stderr(to_std(cmd.stdio[2]));
+
+    let moves = prepare_fds(&cmd.fds)?;
+    if !moves.is_empty() {
+        let plan: Vec<(RawFd, RawFd)> = moves.iter().map(|(t, s)| (*t, s.as_raw_fd())).collect();
+        // SAFETY: the closure runs between fork and exec and calls only dup2,
+        // which is async-signal-safe; it allocates nothing (`plan` was built
+        // before the fork).
+        unsafe {
+            std_cmd.pre_exec(move || {
+                for &(target, source) in &plan {
+                    if libc::dup2(source, target) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = std_cmd.spawn()?;
+    drop(moves); // the parent's copies of the passed fds close here
+    let pid = child.id();
+    log::debug!("evloop: spawned {:?} as pid {pid}", cmd.program);
+
+    let mut streams = [None, None, None];
+    let pipes: [Option<OwnedFd>; 3] = [
+        child.stdin.take().map(OwnedFd::from),
+        child.stdout.take().map(OwnedFd::from),
+        child.stderr.take().map(OwnedFd::from),
+    ];
+    for (slot, pipe) in streams.iter_mut().zip(pipes) {
+        if let Some(fd) = pipe {
+            *slot = Some(Stream::from_fd(ev, fd)?);
+        }
+    }
+    let state = Rc::new(RefCell::new(State {
+        child,
+        status: None,
+        on_exit: Some(Box::new(on_exit)),
+        watch: None,
+    }));
+    let watch = watch_exit(ev, pid, &state)?;
+    state.borrow_mut().watch = Some(watch);
+    let [stdin, stdout, stderr] = streams;
+    Ok(Child {
+        stdin,
+        stdout,
+        stderr,
+        pid,
+        state,
+    })
+}
+
+/// Validates the extra fds and duplicates each above every target number.
+fn prepare_fds(fds: &[(RawFd, OwnedFd)]) -> io::Result<Vec<(RawFd, OwnedFd)>> {
+    let mut targets: Vec<RawFd> = fds.iter().map(|(t, _)| *t).collect();
+    if targets.iter().any(|&t| t < 3) {
+        return Err(invalid("extra fds must be numbered 3 or more"));
+    }
+    targets.sort_unstable();
+    if targets.windows(2).any(|w| w[0] == w[1]) {
+        return Err(invalid("two extra fds share a number"));
+    }
+    let floor = targets.last().map_or(3, |&t| t + 1);
+    fds.iter()
+        .map(|(target, fd)| {
+            // SAFETY: F_DUPFD_CLOEXEC on an open fd returns a new fd or -1.
+            let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+            if dup < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `dup` was just created and is owned by no one else.
+            Ok((*target, unsafe { OwnedFd::from_raw_fd(dup) }))
+        })
+        .collect()
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just created this fd for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn watch_exit(ev: &mut EventLoop, pid: u32, state: &Rc<RefCell<State>>) -> io::Result<ExitWatch> {
+    match pidfd_open(pid) {
+        Ok(pidfd) => {
+            let s = state.clone();
+            let id = ev.watch(pidfd, Interest::READABLE, move |ev, _, _| {
+                check_exit(ev, &s)
+            })?;
+            Ok(ExitWatch::Pidfd(id))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            let s = state.clone();
+            let id = signal::on_signal(ev, libc::SIGCHLD, move |ev| check_exit(ev, &s))?;
+            signal::set_signal_ref(ev, id, true);
+            // The child may have ended before the handler was in place.
+            let s = state.clone();
+            ev.call_soon(move |ev| check_exit(ev, &s));
+            Ok(ExitWatch::Sigchld(id))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reaps the child if it ended, then stops watching and calls `on_exit`.
+fn check_exit(ev: &mut EventLoop, state: &Rc<RefCell<State>>) {
+    let (status, watch, on_exit) = {
+        let mut s = state.borrow_mut();
+        if s.status.is_some() {
+            return;
+        }
+        let status = match s.child.try_wait() {
+            Ok(Some(status)) => status,
+            Ok(None) => return,
+            Err(e) => {
+                log::warn!("evloop: waiting for pid {}: {e}", s.child.id());
+                return;
+            }
+        };
+        s.status = Some(status);
+        (status, s.watch.take(), s.on_exit.take())
+    };
+    match watch {
+        Some(ExitWatch::Pidfd(w)) => {
+            ev.unwatch(w);
+        }
+        Some(ExitWatch::Sigchld(id)) => {
+            signal::stop_signal(ev, id);
+        }
+        None => {}
+    }
+    if let Some(on_exit) = on_exit {
+        on_exit(ev, status);
+    }
+}
+
+impl Child {
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the child. `ESRCH` once the
+    /// child was reaped (its pid may belong to someone else by then).
+    pub fn kill(&self, signal: i32) -> io::Result<()> {
+        if self.state.borrow().status.is_some() {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        // SAFETY: kill sends a signal; the pid is our unreaped child.
+        if unsafe { libc::kill(self.pid as libc::pid_t, signal) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The exit status, once the exit callback ran.
+    pub fn status(&self) -> Option<ExitStatus> {
+        self.state.borrow().status
+    }
+}

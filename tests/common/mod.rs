@@ -1,0 +1,52 @@
+//! Helpers shared by the networking tests.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+
+use evloop::net::{tcp, Server, Stream};
+use evloop::EventLoop;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Tests that count open fds hold this, so others in the binary cannot
+/// open or close fds meanwhile.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// An echo server on 127.0.0.1 (port chosen by the OS): every byte read is
+/// written back; EOF closes the connection.
+pub fn echo_server(ev: &mut EventLoop) -> (Server, SocketAddr) {
+    let server = tcp::listen(
+        ev,
+        "127.0.0.1:0".parse().unwrap(),
+        Default::default(),
+        |ev, conn| {
+            let conn = conn.expect("accept");
+            echo(ev, &conn);
+        },
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    (server, addr)
+}
+
+pub fn echo(ev: &mut EventLoop, conn: &Stream) {
+    conn.read_start(ev, |ev, s, data| match data {
+        Ok([]) | Err(_) => {
+            let _ = s.close(ev, |_| {});
+        }
+        Ok(bytes) => {
+            s.write(ev, bytes.to_vec(), |_, r| {
+                let _ = r;
+            })
+            .unwrap();
+        }
+    })
+    .unwrap();
+}

@@ -1,0 +1,191 @@
+//! Child processes.
+
+mod common;
+
+use std::cell::RefCell;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::rc::Rc;
+
+use common::{open_fds, serial};
+use evloop::net::Stream;
+use evloop::process::{self, Command, Stdio};
+use evloop::EventLoop;
+
+/// Collects a stream's bytes until EOF, then closes it.
+fn collect(ev: &mut EventLoop, s: Stream) -> Rc<RefCell<Vec<u8>>> {
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let o = out.clone();
+    s.read_start(ev, move |ev, s, data| match data.unwrap() {
+        [] => s.close(ev, |_| {}).unwrap(),
+        bytes => o.borrow_mut().extend_from_slice(bytes),
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn exit_code_and_captured_stdout_and_stderr() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "echo out:$GREETING; pwd; echo err >&2; exit 3"])
+        .env("GREETING", "hi")
+        .current_dir("/tmp")
+        .stdout(Stdio::Pipe)
+        .stderr(Stdio::Pipe);
+    let status = Rc::new(RefCell::new(None));
+    let s = status.clone();
+    let mut child = process::spawn(&mut ev, cmd, move |_, st| *s.borrow_mut() = Some(st)).unwrap();
+    assert!(child.id() > 0);
+    let out = collect(&mut ev, child.stdout.take().unwrap());
+    let err = collect(&mut ev, child.stderr.take().unwrap());
+    ev.run().unwrap(); // the running child keeps the loop alive
+    assert_eq!(status.borrow().unwrap().code(), Some(3));
+    assert_eq!(child.status().unwrap().code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.borrow()), "out:hi\n/tmp\n");
+    assert_eq!(&*err.borrow(), b"err\n");
+    drop(child);
+    drop(ev);
+    assert_eq!(open_fds(), fds);
+}
+
+#[test]
+fn stdin_pipe_feeds_the_child() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmd = Command::new("tr");
+    cmd.args(["a-z", "A-Z"])
+        .stdin(Stdio::Pipe)
+        .stdout(Stdio::Pipe);
+    let mut child = process::spawn(&mut ev, cmd, |_, st| assert!(st.success())).unwrap();
+    let stdin = child.stdin.take().unwrap();
+    stdin
+        .write(&mut ev, b"shout this".to_vec(), |_, r| r.unwrap())
+        .unwrap();
+    stdin.shutdown(&mut ev, |_, r| r.unwrap()).unwrap();
+    let out = collect(&mut ev, child.stdout.take().unwrap());
+    ev.run().unwrap();
+    stdin.close(&mut ev, |_| {}).unwrap();
+    ev.run().unwrap();
+    assert_eq!(&*out.borrow(), b"SHOUT THIS");
+}
+
+#[test]
+fn killed_child_reports_its_signal() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30");
+    let status = Rc::new(RefCell::new(None));
+    let s = status.clone();
+    let child = process::spawn(&mut ev, cmd, move |_, st| *s.borrow_mut() = Some(st)).unwrap();
+    child.kill(libc::SIGTERM).unwrap();
+    ev.run().unwrap();
+    let st = status.borrow().unwrap();
+    assert_eq!(st.signal(), Some(libc::SIGTERM));
+    assert_eq!(st.code(), None);
+    assert_eq!(
+        child.kill(libc::SIGTERM).unwrap_err().raw_os_error(),
+        Some(libc::ESRCH)
+    );
+}
+
+#[test]
+fn a_missing_program_is_an_error_at_once() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmd = Command::new("/nonexistent/program");
+    cmd.stdout(Stdio::Pipe);
+    let err = process::spawn(&mut ev, cmd, |_, _| {
+        panic!("exit callback of a failed spawn")
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert!(!ev.is_alive());
+    ev.run().unwrap();
+    drop(ev);
+    assert_eq!(open_fds(), fds);
+}
+
+#[test]
+fn extra_fds_reach_the_child_at_chosen_numbers() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    // Like Chromium's --remote-debugging-pipe: the child reads fd 3 and
+    // writes fd 4.
+    let (to_child_r, to_child_w) = os_pipe();
+    let (from_child_r, from_child_w) = os_pipe();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "read line <&3; echo \"got $line\" >&4"])
+        .fd(3, to_child_r)
+        .fd(4, from_child_w);
+    let child = process::spawn(&mut ev, cmd, |_, st| assert!(st.success())).unwrap();
+    let to_child = Stream::from_fd(&mut ev, to_child_w).unwrap();
+    to_child
+        .write(&mut ev, b"hello\n".to_vec(), |_, r| r.unwrap())
+        .unwrap();
+    to_child.shutdown(&mut ev, |_, r| r.unwrap()).unwrap();
+    let from_child = Stream::from_fd(&mut ev, from_child_r).unwrap();
+    let out = collect(&mut ev, from_child);
+    ev.run().unwrap();
+    to_child.close(&mut ev, |_| {}).unwrap();
+    ev.run().unwrap();
+    assert_eq!(&*out.borrow(), b"got hello\n");
+    assert!(child.status().unwrap().success());
+    drop(ev);
+    assert_eq!(open_fds(), fds);
+}
+
+#[test]
+fn bad_extra_fd_numbers_are_errors() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let (a, b) = os_pipe();
+    let mut cmd = Command::new("true");
+    cmd.fd(1, a);
+    assert_eq!(
+        process::spawn(&mut ev, cmd, |_, _| {}).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+    let (c, _d) = os_pipe();
+    let mut cmd = Command::new("true");
+    cmd.fd(5, b).fd(5, c);
+    assert_eq!(
+        process::spawn(&mut ev, cmd, |_, _| {}).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+}
+
+#[test]
+fn env_clear_and_null_stdio() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmd = Command::new("/usr/bin/env");
+    cmd.env_clear()
+        .env("ONLY", "this")
+        .stdin(Stdio::Null)
+        .stdout(Stdio::Pipe)
+        .stderr(Stdio::Null);
+    let mut child = process::spawn(&mut ev, cmd, |_, st| assert!(st.success())).unwrap();
+    let out = collect(&mut ev, child.stdout.take().unwrap());
+    ev.run().unwrap();
+    assert_eq!(&*out.borrow(), b"ONLY=this\n");
+}
+
+fn os_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the array with two new fds that we then own.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    use std::os::fd::FromRawFd;
+    // SAFETY: freshly created, owned by nobody else.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}

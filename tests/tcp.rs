@@ -1,0 +1,504 @@
+//! TCP streams, listeners and connects.
+
+mod common;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use common::{echo_server, open_fds, serial};
+use evloop::net::{tcp, Stream};
+use evloop::EventLoop;
+
+#[test]
+fn thousand_ping_pong_round_trips() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    let (server, addr) = echo_server(&mut ev);
+    let trips = Rc::new(Cell::new(0u32));
+    let t = trips.clone();
+    tcp::connect(&mut ev, addr, move |ev, conn| {
+        let conn = conn.unwrap();
+        assert_eq!(conn.peer_addr().unwrap(), addr);
+        let mut pending = Vec::new();
+        conn.read_start(ev, move |ev, s, data| {
+            pending.extend_from_slice(data.unwrap());
+            if pending.len() < 5 {
+                return;
+            }
+            assert_eq!(&pending[..], b"PING\n");
+            pending.clear();
+            t.set(t.get() + 1);
+            if t.get() == 1000 {
+                s.close(ev, |_| {}).unwrap();
+                server.close(ev);
+            } else {
+                s.write(ev, b"PING\n".to_vec(), |_, r| r.unwrap()).unwrap();
+            }
+        })
+        .unwrap();
+        conn.write(ev, b"PING\n".to_vec(), |_, r| r.unwrap())
+            .unwrap();
+    })
+    .unwrap();
+    ev.run().unwrap();
+    assert_eq!(trips.get(), 1000);
+    drop(ev);
+    assert_eq!(open_fds(), fds, "no fd left open");
+}
+
+#[test]
+fn eight_mebibytes_echoed_back_byte_exact() {
+    let _g = serial();
+    let fds = open_fds();
+    const N: usize = 8 << 20;
+    let mut ev = EventLoop::new().unwrap();
+    let (server, addr) = echo_server(&mut ev);
+    let data: Vec<u8> = (0..N).map(|i| (i % 253) as u8 ^ (i >> 16) as u8).collect();
+    let received = Rc::new(RefCell::new(Vec::with_capacity(N)));
+    let r = received.clone();
+    let d = data.clone();
+    let wrote = Rc::new(Cell::new(false));
+    let w = wrote.clone();
+    tcp::connect(&mut ev, addr, move |ev, conn| {
+        let conn = conn.unwrap();
+        let below = conn.write(ev, d, move |_, res| {
+            res.unwrap();
+            w.set(true);
+        });
+        assert!(!below.unwrap(), "8 MiB is above the high water mark");
+        assert!(conn.write_queue_size() > 0);
+        conn.read_start(ev, move |ev, s, chunk| {
+            let chunk = chunk.unwrap();
+            r.borrow_mut().extend_from_slice(chunk);
+            if r.borrow().len() == N {
+                s.close(ev, |_| {}).unwrap();
+                server.close(ev);
+            }
+        })
+        .unwrap();
+    })
+    .unwrap();
+    ev.run().unwrap();
+    assert!(wrote.get());
+    assert_eq!(received.borrow().len(), N);
+    assert!(*received.borrow() == data, "byte-exact");
+    drop(ev);
+    assert_eq!(open_fds(), fds);
+}
+
+#[test]
+fn five_hundred_concurrent_connections_on_one_loop() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    let (server, addr) = echo_server(&mut ev);
+    let done = Rc::new(Cell::new(0));
+    let open = Rc::new(RefCell::new(Vec::new()));
+    for i in 0..500u32 {
+        let (done, open, server) = (done.clone(), open.clone(), server.clone());
+        tcp::connect(&mut ev, addr, move |ev, conn| {
+            let conn = conn.unwrap();
+            open.borrow_mut().push(conn.clone());
+            let msg = format!("hello {i}\n");
+            let expect = msg.clone().into_bytes();
+            let mut got = Vec::new();
+            conn.read_start(ev, move |ev, s, data| {
+                got.extend_from_slice(data.unwrap());
+                if got.len() == expect.len() {
+                    assert_eq!(got, expect);
+                    done.set(done.get() + 1);
+                    s.close(ev, |_| {}).unwrap();
+                    if done.get() == 500 {
+                        server.close(ev);
+                    }
+                }
+            })
+            .unwrap();
+            conn.write(ev, msg, |_, r| r.unwrap()).unwrap();
+        })
+        .unwrap();
+    }
+    ev.run().unwrap();
+    assert_eq!(done.get(), 500);
+    assert_eq!(open.borrow().len(), 500, "all 500 connected");
+    drop(open);
+    drop(ev);
+    assert_eq!(open_fds(), fds);
+}
+
+#[test]
+fn connect_refused_is_an_error_in_the_callback() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    // Find a port nobody listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = Rc::new(RefCell::new(None));
+    let e = err.clone();
+    tcp::connect(&mut ev, ([127, 0, 0, 1], port).into(), move |_, r| {
+        *e.borrow_mut() = Some(r.unwrap_err().kind());
+    })
+    .unwrap();
+    assert!(err.borrow().is_none(), "never inside connect");
+    ev.run().unwrap();
+    assert_eq!(*err.borrow(), Some(io::ErrorKind::ConnectionRefused));
+    drop(ev);
+    assert_eq!(open_fds(), fds);
+}
+
+#[test]
+fn connect_timeout_uses_the_loops_timers() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    // A listener whose backlog is full and never accepts: SYNs go unanswered.
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    full.listen(0).unwrap();
+    let addr = full.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    let result = Rc::new(RefCell::new(None));
+    // Fill the backlog until a connect stalls.
+    for _ in 0..8 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&addr.into());
+        fillers.push(s);
+    }
+    let r = result.clone();
+    tcp::connect_timeout(&mut ev, addr, Duration::from_millis(200), move |_, res| {
+        *r.borrow_mut() = Some(res.map(|_| ()).map_err(|e| e.kind()));
+    })
+    .unwrap();
+    ev.run().unwrap();
+    assert_eq!(*result.borrow(), Some(Err(io::ErrorKind::TimedOut)));
+}
+
+#[test]
+fn peer_reset_mid_stream_reaches_the_read_callback() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s2 = seen.clone();
+    let server = tcp::listen(
+        &mut ev,
+        "127.0.0.1:0".parse().unwrap(),
+        Default::default(),
+        move |ev, conn| {
+            let conn = conn.unwrap();
+            let seen = s2.clone();
+            conn.read_start(ev, move |ev, s, data| match data {
+                Ok(bytes) if !bytes.is_empty() => seen.borrow_mut().push(Ok(bytes.to_vec())),
+                Ok(_) => seen.borrow_mut().push(Err(io::ErrorKind::UnexpectedEof)),
+                Err(e) => {
+                    seen.borrow_mut().push(Err(e.kind()));
+                    s.close(ev, |_| {}).unwrap();
+                }
+            })
+            .unwrap();
+        },
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let srv = server.clone();
+    tcp::connect(&mut ev, addr, move |ev, conn| {
+        let conn = conn.unwrap();
+        conn.write(ev, b"partial".to_vec(), |_, r| r.unwrap())
+            .unwrap();
+        // After the data went out, reset: SO_LINGER 0 then close sends RST.
+        ev.set_timeout(Duration::from_millis(20), move |ev| {
+            conn.with_socket(|s| s.set_linger(Some(Duration::ZERO)))
+                .unwrap();
+            conn.close(ev, |_| {}).unwrap();
+            srv.close(ev);
+        });
+    })
+    .unwrap();
+    ev.run().unwrap();
+    let seen = seen.borrow();
+    assert_eq!(seen[0], Ok(b"partial".to_vec()));
+    assert_eq!(seen[1], Err(io::ErrorKind::ConnectionReset));
+    assert_eq!(seen.len(), 2);
+    drop(ev);
+    assert_eq!(open_fds(), fds);
+}
+
+#[test]
+fn write_after_close_is_an_error_and_close_twice_too() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let (server, addr) = echo_server(&mut ev);
+    let checked = Rc::new(Cell::new(false));
+    let c = checked.clone();
+    tcp::connect(&mut ev, addr, move |ev, conn| {
+        let conn = conn.unwrap();
+        conn.close(ev, |_| {}).unwrap();
+        assert!(conn.is_closed());
+        let err = conn
+            .write(ev, b"x".to_vec(), |_, _| {
+                panic!("callback of a refused write")
+            })
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotConnected);
+        assert!(conn.close(ev, |_| panic!("second close callback")).is_err());
+        assert!(conn.read_start(ev, |_, _, _| {}).is_err());
+        server.close(ev);
+        c.set(true);
+    })
+    .unwrap();
+    ev.run().unwrap();
+    assert!(checked.get());
+}
+
+#[test]
+fn close_with_32_queued_writes_runs_all_write_callbacks_before_the_close_callback() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    // A server that accepts and never reads, so writes pile up.
+    let held = Rc::new(RefCell::new(Vec::<Stream>::new()));
+    let h = held.clone();
+    let server = tcp::listen(
+        &mut ev,
+        "127.0.0.1:0".parse().unwrap(),
+        Default::default(),
+        move |_, c| h.borrow_mut().push(c.unwrap()),
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    tcp::connect(&mut ev, addr, move |ev, conn| {
+        let conn = conn.unwrap();
+        for i in 0..32 {
+            let l = l.clone();
+            conn.write(ev, vec![b'x'; 256 * 1024], move |_, r| {
+                l.borrow_mut().push(match r {
+                    Ok(()) => format!("ok {i}"),
+                    Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => format!("cancelled {i}"),
+                    Err(e) => format!("error {i}: {e}"),
+                })
+            })
+            .unwrap();
+        }
+        assert!(conn.write_queue_size() > 0, "some writes are still queued");
+        let l = l.clone();
+        conn.close(ev, move |_| l.borrow_mut().push("closed".into()))
+            .unwrap();
+    })
+    .unwrap();
+    ev.set_timeout(Duration::from_millis(50), move |ev| {
+        for c in held.borrow().iter() {
+            c.close(ev, |_| {}).unwrap();
+        }
+        server.close(ev);
+    });
+    ev.run().unwrap();
+    let log = log.borrow();
+    assert_eq!(log.len(), 33);
+    assert_eq!(log[32], "closed");
+    for (i, line) in log[..32].iter().enumerate() {
+        assert!(
+            line == &format!("ok {i}") || line == &format!("cancelled {i}"),
+            "{line}"
+        );
+    }
+    assert!(log.iter().any(|l| l.starts_with("cancelled")), "{log:?}");
+    drop(ev);
+    assert_eq!(open_fds(), fds);
+}
+
+#[test]
+fn read_stop_really_stops_callbacks() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let (server, addr) = echo_server(&mut ev);
+    let reads = Rc::new(Cell::new(0));
+    let r = reads.clone();
+    tcp::connect(&mut ev, addr, move |ev, conn| {
+        let conn = conn.unwrap();
+        conn.read_start(ev, move |ev, s, _| {
+            r.set(r.get() + 1);
+            s.read_stop(ev).unwrap();
+        })
+        .unwrap();
+        for _ in 0..5 {
+            conn.write(ev, b"data".to_vec(), |_, res| res.unwrap())
+                .unwrap();
+        }
+        ev.set_timeout(Duration::from_millis(50), move |ev| {
+            conn.close(ev, |_| {}).unwrap();
+            server.close(ev);
+        });
+    })
+    .unwrap();
+    ev.run().unwrap();
+    assert_eq!(
+        reads.get(),
+        1,
+        "nothing after read_stop, though echoes kept coming"
+    );
+}
+
+#[test]
+fn shutdown_half_closes_after_flushing() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let (server, addr) = echo_server(&mut ev);
+    let echoed = Rc::new(RefCell::new(Vec::new()));
+    let e = echoed.clone();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let o = order.clone();
+    tcp::connect(&mut ev, addr, move |ev, conn| {
+        let conn = conn.unwrap();
+        let o2 = o.clone();
+        conn.write(ev, vec![7u8; 300_000], move |_, r| {
+            r.unwrap();
+            o2.borrow_mut().push("write");
+        })
+        .unwrap();
+        let o3 = o.clone();
+        conn.shutdown(ev, move |_, r| {
+            r.unwrap();
+            o3.borrow_mut().push("shutdown");
+        })
+        .unwrap();
+        assert!(
+            conn.write(ev, b"late".to_vec(), |_, _| {}).is_err(),
+            "write after shutdown"
+        );
+        conn.read_start(ev, move |ev, s, data| match data.unwrap() {
+            [] => {
+                s.close(ev, |_| {}).unwrap();
+                server.close(ev);
+            }
+            bytes => e.borrow_mut().extend_from_slice(bytes),
+        })
+        .unwrap();
+    })
+    .unwrap();
+    ev.run().unwrap();
+    assert_eq!(*order.borrow(), ["write", "shutdown"]);
+    assert_eq!(
+        echoed.borrow().len(),
+        300_000,
+        "the echo came back, then EOF"
+    );
+}
+
+#[test]
+fn socket_options_and_addresses() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let (server, addr) = echo_server(&mut ev);
+    tcp::connect(&mut ev, addr, move |ev, conn| {
+        let conn = conn.unwrap();
+        assert!(
+            conn.with_socket(|s| s.tcp_nodelay()).unwrap(),
+            "nodelay on by default"
+        );
+        conn.set_nodelay(false).unwrap();
+        assert!(!conn.with_socket(|s| s.tcp_nodelay()).unwrap());
+        conn.set_keepalive(Some(Duration::from_secs(30))).unwrap();
+        assert!(conn.with_socket(|s| s.keepalive()).unwrap());
+        assert_eq!(conn.peer_addr().unwrap(), addr);
+        assert_eq!(conn.local_addr().unwrap().ip(), addr.ip());
+        conn.close(ev, |_| {}).unwrap();
+        server.close(ev);
+    })
+    .unwrap();
+    ev.run().unwrap();
+}
+
+#[test]
+fn reuse_port_lets_two_listeners_share_a_port() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let opts = tcp::ListenOptions {
+        backlog: 16,
+        reuse_port: true,
+    };
+    let a = tcp::listen(&mut ev, "127.0.0.1:0".parse().unwrap(), opts, |_, _| {}).unwrap();
+    let b = tcp::listen(&mut ev, a.local_addr().unwrap(), opts, |_, _| {}).unwrap();
+    assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
+    let plain = tcp::listen(
+        &mut ev,
+        a.local_addr().unwrap(),
+        Default::default(),
+        |_, _| {},
+    );
+    assert_eq!(plain.unwrap_err().kind(), io::ErrorKind::AddrInUse);
+    a.close(&mut ev);
+    b.close(&mut ev);
+}
+
+#[test]
+fn writing_to_a_peer_that_is_gone_is_epipe_not_sigpipe() {
+    let _g = serial();
+    // Rust programs start with SIGPIPE ignored; C programs do not. Put the
+    // default (deadly) action back so that this test would die without
+    // MSG_NOSIGNAL.
+    // SAFETY: setting a signal disposition with valid arguments.
+    let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let mut ev = EventLoop::new().unwrap();
+    let server = tcp::listen(
+        &mut ev,
+        "127.0.0.1:0".parse().unwrap(),
+        Default::default(),
+        |ev, c| {
+            c.unwrap().close(ev, |_| {}).unwrap();
+        },
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let errors = Rc::new(RefCell::new(Vec::new()));
+    let e = errors.clone();
+    tcp::connect(&mut ev, addr, move |ev, conn| {
+        let conn = conn.unwrap();
+        let e = e.clone();
+        ev.set_timeout(Duration::from_millis(30), move |ev| {
+            for _ in 0..50 {
+                let e = e.clone();
+                if conn
+                    .write(ev, vec![1u8; 4096], move |_, r| {
+                        if let Err(err) = r {
+                            e.borrow_mut().push(err.kind());
+                        }
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            let c2 = conn.clone();
+            ev.set_timeout(Duration::from_millis(30), move |ev| {
+                let _ = c2.close(ev, |_| {});
+                server.close(ev);
+            });
+        });
+    })
+    .unwrap();
+    ev.run().unwrap();
+    let errors = errors.borrow();
+    assert!(
+        errors
+            .iter()
+            .any(|k| *k == io::ErrorKind::BrokenPipe || *k == io::ErrorKind::ConnectionReset),
+        "{errors:?}"
+    );
+    // SAFETY: as above, restoring the previous action.
+    unsafe { libc::signal(libc::SIGPIPE, old) };
+}

@@ -1,0 +1,109 @@
+//! Unix domain stream sockets and anonymous pipes.
+
+mod common;
+
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+
+use common::{echo, open_fds, serial};
+use evloop::net::unix;
+use evloop::EventLoop;
+
+fn socket_path(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("evloop-{}-{name}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+#[test]
+fn unix_socket_echo() {
+    let _g = serial();
+    let fds = open_fds();
+    let path = socket_path("echo");
+    let mut ev = EventLoop::new().unwrap();
+    let server = unix::listen(&mut ev, &path, 16, |ev, c| echo(ev, &c.unwrap())).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    unix::connect(&mut ev, &path, move |ev, conn| {
+        let conn = conn.unwrap();
+        assert!(conn.local_addr().is_err(), "not an IP socket");
+        conn.write(ev, b"over a unix socket".to_vec(), |_, r| r.unwrap())
+            .unwrap();
+        conn.read_start(ev, move |ev, s, data| {
+            g.borrow_mut().extend_from_slice(data.unwrap());
+            if g.borrow().len() == 18 {
+                s.close(ev, |_| {}).unwrap();
+                server.close(ev);
+            }
+        })
+        .unwrap();
+    })
+    .unwrap();
+    ev.run().unwrap();
+    assert_eq!(&*got.borrow(), b"over a unix socket");
+    std::fs::remove_file(&path).unwrap();
+    drop(ev);
+    assert_eq!(open_fds(), fds);
+}
+
+#[test]
+fn unix_connect_to_a_missing_path_is_an_error_in_the_callback() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let err = Rc::new(RefCell::new(None));
+    let e = err.clone();
+    unix::connect(&mut ev, socket_path("missing"), move |_, r| {
+        *e.borrow_mut() = Some(r.unwrap_err().kind())
+    })
+    .unwrap();
+    assert!(err.borrow().is_none());
+    ev.run().unwrap();
+    assert_eq!(*err.borrow(), Some(io::ErrorKind::NotFound));
+}
+
+#[test]
+fn pipe_carries_data_then_eof_with_the_stream_api() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    let (r, w) = unix::pipe(&mut ev).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    r.read_start(&mut ev, move |ev, s, data| match data.unwrap() {
+        [] => s.close(ev, |_| {}).unwrap(),
+        bytes => g.borrow_mut().extend_from_slice(bytes),
+    })
+    .unwrap();
+    let big = vec![9u8; 1 << 20];
+    w.write(&mut ev, big, |_, r| r.unwrap()).unwrap();
+    w.shutdown(&mut ev, |_, r| r.unwrap()).unwrap(); // closes the write end when flushed
+    assert!(
+        w.with_socket(|s| s.tcp_nodelay()).is_err(),
+        "a pipe is not a socket"
+    );
+    ev.run().unwrap();
+    assert_eq!(got.borrow().len(), 1 << 20);
+    w.close(&mut ev, |_| {}).unwrap();
+    ev.run().unwrap();
+    drop(ev);
+    assert_eq!(open_fds(), fds);
+}
+
+#[test]
+fn writing_to_a_pipe_whose_reader_is_gone_is_epipe() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let (r, w) = unix::pipe(&mut ev).unwrap();
+    r.close(&mut ev, |_| {}).unwrap();
+    let err = Rc::new(RefCell::new(None));
+    let e = err.clone();
+    w.write(&mut ev, b"nobody reads".to_vec(), move |_, r| {
+        *e.borrow_mut() = Some(r.unwrap_err().kind())
+    })
+    .unwrap();
+    ev.run().unwrap();
+    assert_eq!(*err.borrow(), Some(io::ErrorKind::BrokenPipe));
+    w.close(&mut ev, |_| {}).unwrap();
+    ev.run().unwrap();
+}
