@@ -13,7 +13,14 @@ use evloop::EventLoop;
 
 fn on_data(ev: &mut EventLoop, conn: &Stream, data: io::Result<&[u8]>) {
     match data {
-        Ok([]) | Err(_) => {
+        Ok([]) => {
+            // EOF: flush the echo still queued, then close.
+            let c = conn.clone();
+            let _ = conn.shutdown(ev, move |ev, _| {
+                let _ = c.close(ev, |_| {});
+            });
+        }
+        Err(_) => {
             let _ = conn.close(ev, |_| {});
         }
         Ok(bytes) => {

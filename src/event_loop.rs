@@ -10,9 +10,10 @@
 //! 4. if `stop()` was called, the pass ends here;
 //! 5. **poll**: wait for IO. The wait is zero when anything is runnable, until
 //!    the next timer otherwise, forever when only IO or other threads can wake
-//!    the loop. The poller is not called at all when it would not block and no
-//!    watcher exists (it costs about five syscalls on Linux); posts from other
-//!    threads are then found through an atomic flag;
+//!    the loop. In `run` and `run_once` the poller is not called at all when
+//!    it would not block and no watcher exists (it costs about five syscalls
+//!    on Linux); posts from other threads are then found through an atomic
+//!    flag;
 //! 6. **io**: run the callbacks of ready watchers;
 //! 7. **posts**: run what other threads posted through a [`LoopHandle`];
 //! 8. in `run_once` only, after a wait that could block: time and timers
@@ -56,6 +57,8 @@ pub struct EventLoop {
     stop_requested: bool,
     panic_handler: Option<PanicHandler>,
     iterations: u64,
+    /// Per-loop state of layers built on the loop, one value per type.
+    layers: Vec<Box<dyn Any>>,
 }
 
 impl EventLoop {
@@ -78,6 +81,7 @@ impl EventLoop {
             stop_requested: false,
             panic_handler: None,
             iterations: 0,
+            layers: Vec::new(),
         })
     }
 
@@ -235,6 +239,20 @@ impl EventLoop {
         self.panic_handler = None;
     }
 
+    /// Per-loop state of type `T` for code built on the loop (the C API keeps
+    /// its id tables here); made with `T::default()` on first use, dropped
+    /// with the loop after every pending callback was dropped.
+    pub fn layer_state<T: Default + 'static>(&mut self) -> &mut T {
+        let pos = match self.layers.iter().position(|l| l.is::<T>()) {
+            Some(pos) => pos,
+            None => {
+                self.layers.push(Box::new(T::default()));
+                self.layers.len() - 1
+            }
+        };
+        self.layers[pos].downcast_mut::<T>().expect("found by type")
+    }
+
     /// Number of passes run so far (for tests and diagnostics).
     pub fn iterations(&self) -> u64 {
         self.iterations
@@ -313,7 +331,10 @@ impl EventLoop {
             Some(Duration::ZERO)
         };
         let blocked = timeout != Some(Duration::ZERO);
-        if blocked || self.io.registered() > 0 {
+        // Skip the poller when it could not block and nothing is watched:
+        // posts are found through their flag. run_nowait always polls, so
+        // that an embedding loop sees the backend fd drained.
+        if blocked || !may_block || self.io.registered() > 0 {
             log::trace!("evloop: poll, timeout {timeout:?}");
             self.poll_io(timeout)?;
         }

@@ -53,16 +53,18 @@ impl Shared {
         self.posts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `f` for the loop thread and wakes the loop if the queue was empty.
-    pub(crate) fn post(&self, f: Post) -> Result<(), Closed> {
+    /// Queues `f` for the loop thread and wakes the loop if the queue was
+    /// empty. Hands `f` back if the loop is closed.
+    pub(crate) fn post<F>(&self, f: F) -> Result<(), F>
+    where
+        F: FnOnce(&mut EventLoop) + Send + 'static,
+    {
         let mut posts = self.lock();
         if posts.closed {
-            drop(posts);
-            drop(f); // outside the lock: its destructor may post again
-            return Err(Closed);
+            return Err(f);
         }
         let was_empty = posts.queue.is_empty();
-        posts.queue.push(f);
+        posts.queue.push(Box::new(f));
         if was_empty {
             self.has_posts.store(true, Ordering::Release);
         }
@@ -199,7 +201,18 @@ impl LoopHandle {
     /// Posts from one thread run in the order they were made. Returns
     /// `Err(Closed)` (and drops `f`) if the loop was dropped.
     pub fn call_soon(&self, f: impl FnOnce(&mut EventLoop) + Send + 'static) -> Result<(), Closed> {
-        self.token.shared.post(Box::new(f))
+        // On failure `f` drops here, outside the queue's lock: its destructor
+        // may post again.
+        self.token.shared.post(f).map_err(|_| Closed)
+    }
+
+    /// As [`call_soon`](LoopHandle::call_soon), but hands `f` back, undropped,
+    /// if the loop is gone.
+    pub fn try_call_soon<F>(&self, f: F) -> Result<(), F>
+    where
+        F: FnOnce(&mut EventLoop) + Send + 'static,
+    {
+        self.token.shared.post(f)
     }
 
     /// Sets whether this handle keeps the loop alive (it does by default).

@@ -66,6 +66,7 @@
 
 mod combinators;
 mod event_loop;
+mod ffi;
 pub mod fs;
 mod handle;
 mod io;

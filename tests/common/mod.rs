@@ -20,7 +20,7 @@ pub fn open_fds() -> usize {
 }
 
 /// An echo server on 127.0.0.1 (port chosen by the OS): every byte read is
-/// written back; EOF closes the connection.
+/// written back; at EOF the echo is flushed, then the connection closed.
 pub fn echo_server(ev: &mut EventLoop) -> (Server, SocketAddr) {
     let server = tcp::listen(
         ev,
@@ -38,7 +38,13 @@ pub fn echo_server(ev: &mut EventLoop) -> (Server, SocketAddr) {
 
 pub fn echo(ev: &mut EventLoop, conn: &Stream) {
     conn.read_start(ev, |ev, s, data| match data {
-        Ok([]) | Err(_) => {
+        Ok([]) => {
+            let s2 = s.clone();
+            let _ = s.shutdown(ev, move |ev, _| {
+                let _ = s2.close(ev, |_| {});
+            });
+        }
+        Err(_) => {
             let _ = s.close(ev, |_| {});
         }
         Ok(bytes) => {

@@ -1,0 +1,290 @@
+/*
+ * evloop.h - the C API of evloop, a callback-based event loop.
+ *
+ * One thread runs a loop. You hand the loop work plus a callback (a timer, an
+ * fd to watch, a job for the thread pool, a signal, a TCP connection); when
+ * the work can proceed, the loop runs the callback on its own thread. evl_run
+ * returns when nothing is left that could produce a callback.
+ *
+ * Conventions
+ *   - Functions return 0 (or a documented positive value) on success and a
+ *     negative errno value on failure: -EINVAL for NULL pointers, unknown
+ *     ids, or out-of-range arguments. evl_strerror / evl_err_name describe
+ *     any return value. No function ever crashes on bad arguments it can
+ *     detect; a pointer that is not NULL must be one evloop gave you.
+ *   - Every scheduling call takes `void *data` and an optional destructor
+ *     `free_data` (may be NULL). free_data(data) is called exactly once: after
+ *     the callback ran for the last time, or when the work is dropped (timer
+ *     cleared, watcher stopped, stream closed, loop freed). A call that
+ *     returns an error never runs its callback and never calls free_data.
+ *   - No callback ever runs inside the call that scheduled it; only evl_run
+ *     runs callbacks. Callbacks may call any evl_* function on their loop,
+ *     except that evl_run and evl_loop_free on the running loop return -EBUSY.
+ *   - A loop belongs to the thread that created it. Only evl_handle_post,
+ *     evl_handle_free and the version/error functions may be called from
+ *     other threads.
+ *   - Rust panics never cross into C. If evloop hits an internal bug, the
+ *     call returns -ENOTRECOVERABLE (functions returning void abort with a
+ *     message on stderr instead).
+ *   - Writes never raise SIGPIPE: a peer that is gone is -EPIPE in a write
+ *     callback. (Making a pipe stream sets SIGPIPE to SIG_IGN if it was
+ *     SIG_DFL.)
+ *
+ * Build: cargo build --release gives target/release/libevloop.a and
+ * libevloop.so; `pkg-config --cflags --libs evloop` (see evloop.pc) gives the
+ * compile line. Linking the static library needs:
+ *   -lpthread -ldl -lm -lrt -lutil -lgcc_s -lc
+ */
+#ifndef EVLOOP_H
+#define EVLOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Version ------------------------------------------------------------ */
+
+#define EVL_VERSION_MAJOR 0
+#define EVL_VERSION_MINOR 1
+#define EVL_VERSION_PATCH 0
+/* (major << 16) | (minor << 8) | patch, as evl_version() returns. */
+#define EVL_VERSION_HEX \
+    ((EVL_VERSION_MAJOR << 16) | (EVL_VERSION_MINOR << 8) | EVL_VERSION_PATCH)
+
+/* The version of the library actually linked, as EVL_VERSION_HEX. */
+unsigned evl_version(void);
+/* The same as "major.minor.patch". Static storage; never free it. */
+const char *evl_version_string(void);
+
+/* ---- Types ---------------------------------------------------------------- */
+
+typedef struct evl_loop evl_loop;
+typedef struct evl_handle evl_handle;     /* thread-safe entry into a loop */
+typedef struct evl_stream evl_stream;     /* a TCP connection */
+typedef struct evl_server evl_server;     /* a listening TCP socket */
+typedef uint64_t evl_timer_id;
+typedef uint64_t evl_io_id;
+typedef uint64_t evl_work_id;
+typedef uint64_t evl_signal_id;
+
+typedef void (*evl_cb)(evl_loop *loop, void *data);
+typedef void (*evl_io_cb)(evl_loop *loop, int fd, int events, void *data);
+typedef void (*evl_free_cb)(void *data);
+
+enum { EVL_RUN_DEFAULT = 0, EVL_RUN_ONCE = 1, EVL_RUN_NOWAIT = 2 };
+/* Watcher events. READABLE and WRITABLE are asked for; HANGUP and ERROR are
+ * only reported to evl_io_cb. */
+enum { EVL_READABLE = 1, EVL_WRITABLE = 2, EVL_HANGUP = 4, EVL_ERROR = 8 };
+
+/* ---- Errors --------------------------------------------------------------- */
+
+/* A message for a return value (0 or a negative errno). Static storage. */
+const char *evl_strerror(int err);
+/* The errno name of a return value ("EINVAL", "OK", "UNKNOWN"). Static. */
+const char *evl_err_name(int err);
+
+/* ---- The loop ------------------------------------------------------------- */
+
+/* Makes a loop and stores it in *out. -EINVAL if out is NULL. */
+int evl_loop_new(evl_loop **out);
+
+/* Frees a loop: every pending callback is dropped (its free_data called), no
+ * callback runs. -EBUSY while the loop is alive (see evl_is_alive: stop or
+ * unref what keeps it alive first) or when called from its own callback. */
+int evl_loop_free(evl_loop *loop);
+
+/* Runs the loop.
+ *   EVL_RUN_DEFAULT: until nothing is left (returns 0) or evl_stop (returns
+ *                    1 if the loop is still alive).
+ *   EVL_RUN_ONCE:    one pass, blocking for IO or timers if nothing is ready;
+ *                    returns 1 if still alive, 0 if not.
+ *   EVL_RUN_NOWAIT:  one pass that never blocks; 1 alive, 0 not.
+ * -EINVAL for another mode; -EBUSY from inside a callback of this loop. */
+int evl_run(evl_loop *loop, int mode);
+
+/* Makes evl_run return at the end of the current pass, before it polls
+ * again. Nothing is dropped; a later evl_run resumes. */
+void evl_stop(evl_loop *loop);
+
+/* The loop time in milliseconds since the loop was made: cached at the start
+ * of each pass (0 for NULL). Timer deadlines count from it. */
+uint64_t evl_now_ms(const evl_loop *loop);
+/* Refreshes the cached loop time. */
+void evl_update_time(evl_loop *loop);
+
+/* 1 while anything could still produce a callback (a queued callback, a
+ * timer, an active watcher, pool work, a live handle, unless unref'd), else 0. */
+int evl_is_alive(const evl_loop *loop);
+
+/* ---- Callbacks and timers ------------------------------------------------- */
+
+/* Runs cb(loop, data) on a later pass. Callbacks run in the order queued; one
+ * queued by a running callback waits for the next pass. */
+int evl_call_soon(evl_loop *loop, evl_cb cb, void *data, evl_free_cb free_data);
+
+/* Runs cb once, ms milliseconds after evl_now_ms(). Stores the timer's id in
+ * *out if out is not NULL. Timers run in deadline order, ties in the order
+ * set, never early. */
+int evl_set_timeout(evl_loop *loop, uint64_t ms, evl_cb cb, void *data,
+                    evl_free_cb free_data, evl_timer_id *out);
+/* Runs cb every ms milliseconds until cleared; each period counts from the
+ * loop time its call started, so a stall delays it rather than running it
+ * twice in a pass. free_data runs when the interval is cleared. */
+int evl_set_interval(evl_loop *loop, uint64_t ms, evl_cb cb, void *data,
+                     evl_free_cb free_data, evl_timer_id *out);
+/* The same with nanoseconds: evloop keeps full clock resolution. */
+int evl_set_timeout_ns(evl_loop *loop, uint64_t ns, evl_cb cb, void *data,
+                       evl_free_cb free_data, evl_timer_id *out);
+int evl_set_interval_ns(evl_loop *loop, uint64_t ns, evl_cb cb, void *data,
+                        evl_free_cb free_data, evl_timer_id *out);
+
+/* Cancels a timer: 1 if it was pending (cleared, free_data called), 0 if not
+ * (already ran, already cleared, unknown id). Ids are never reused. Clearing
+ * an interval inside its own callback works; free_data runs after it. */
+int evl_clear_timer(evl_loop *loop, evl_timer_id id);
+
+/* keep_alive 0: the timer no longer keeps the loop alive (Node's unref());
+ * 1: it does again. -ENOENT for a timer that is not pending. */
+int evl_timer_set_ref(evl_loop *loop, evl_timer_id id, int keep_alive);
+
+/* ---- fd watchers ---------------------------------------------------------- */
+
+/* Watches an fd you own for events (EVL_READABLE | EVL_WRITABLE, or 0 to
+ * register paused). cb gets the ready events, plus EVL_HANGUP / EVL_ERROR.
+ * Level-triggered: cb runs again each pass while the fd stays ready. A
+ * hang-up with nothing left to read is reported once; the watcher then
+ * stops polling until evl_io_modify.
+ * You must keep fd open until evl_io_stop (as libuv's uv_poll).
+ * Errors: -EBADF (bad fd), -EPERM (a regular file or directory: not
+ * pollable), -EEXIST (fd already watched by this loop), -EINVAL. */
+int evl_io_start(evl_loop *loop, int fd, int events, evl_io_cb cb, void *data,
+                 evl_free_cb free_data, evl_io_id *out);
+/* Changes the events a watcher waits for. -ENOENT for an unknown id. */
+int evl_io_modify(evl_loop *loop, evl_io_id id, int events);
+/* Stops watching (free_data is called; inside the watcher's own callback,
+ * after it returns). The fd is not closed. -ENOENT for an unknown id. */
+int evl_io_stop(evl_loop *loop, evl_io_id id);
+/* Sets whether the watcher keeps the loop alive. -ENOENT if unknown. */
+int evl_io_set_ref(evl_loop *loop, evl_io_id id, int keep_alive);
+
+/* ---- Other threads -------------------------------------------------------- */
+
+/* A handle for posting callbacks from any thread. It keeps the loop alive
+ * until freed (or unref'd). NULL if loop is NULL. */
+evl_handle *evl_handle_new(evl_loop *loop);
+/* From any thread: runs cb(loop, data) on the loop thread on a later pass
+ * and wakes the loop if it is blocked. Posts from one thread run in order.
+ * data may be used and freed on the loop thread. -ESHUTDOWN once the loop
+ * was freed (then free_data is not called). */
+int evl_handle_post(evl_handle *h, evl_cb cb, void *data, evl_free_cb free_data);
+/* Sets whether this handle keeps the loop alive. Not concurrently with other
+ * calls on the same handle. */
+int evl_handle_set_ref(evl_handle *h, int keep_alive);
+/* Frees a handle; any thread; NULL is ignored. */
+void evl_handle_free(evl_handle *h);
+
+/* ---- Embedding in another main loop --------------------------------------- */
+
+/* An fd that becomes readable when the loop has IO or posts to process. Poll
+ * it (with the timeout below) in your own loop, then call
+ * evl_run(loop, EVL_RUN_NOWAIT). */
+int evl_backend_fd(const evl_loop *loop);
+/* Milliseconds until the loop needs evl_run again (rounded up), 0 if it has
+ * work now, -1 if only IO or another thread can give it work. */
+int evl_backend_timeout(const evl_loop *loop);
+
+/* ---- Blocking work on the thread pool ------------------------------------ */
+
+typedef void (*evl_work_cb)(void *data);                        /* pool thread */
+typedef void (*evl_status_cb)(evl_loop *loop, int status, void *data);
+
+/* Runs work(data) on the pool (4 threads, or EVLOOP_THREADPOOL_SIZE), then
+ * done(loop, status, data) on the loop thread; status is 0, or -ECANCELED
+ * if cancelled. done may be NULL. data is used on a pool thread, then on the
+ * loop thread; free_data runs after done. Pending work keeps the loop alive. */
+int evl_queue_work(evl_loop *loop, evl_work_cb work, evl_status_cb done,
+                   void *data, evl_free_cb free_data, evl_work_id *out);
+/* Cancels work that has not started: 0 (its done gets -ECANCELED later),
+ * -EBUSY if it is running or finished, -ENOENT if unknown. */
+int evl_cancel_work(evl_loop *loop, evl_work_id id);
+
+/* ---- Signals -------------------------------------------------------------- */
+
+typedef void (*evl_signal_cb)(evl_loop *loop, int signum, void *data);
+
+/* Runs cb on the loop thread when signum (SIGINT, SIGTERM, SIGHUP, SIGUSR1,
+ * ...) is delivered to the process. Several deliveries before the loop runs
+ * may reach cb as one call. Does not keep the loop alive unless
+ * evl_signal_set_ref(.., 1). -EINVAL for SIGKILL, SIGSTOP and non-signals. */
+int evl_signal_start(evl_loop *loop, int signum, evl_signal_cb cb, void *data,
+                     evl_free_cb free_data, evl_signal_id *out);
+/* Stops a signal watcher. -ENOENT if unknown. */
+int evl_signal_stop(evl_loop *loop, evl_signal_id id);
+int evl_signal_set_ref(evl_loop *loop, evl_signal_id id, int keep_alive);
+
+/* ---- TCP ------------------------------------------------------------------ */
+
+/* A new connection (status 0, client set) or an accept error (status < 0,
+ * client NULL). The client stream is yours: close it with evl_stream_close. */
+typedef void (*evl_connection_cb)(evl_loop *loop, evl_server *server, int status,
+                                  evl_stream *client, void *data);
+/* A connect finished: status 0 and the stream, or status < 0
+ * (-ECONNREFUSED, ...) and NULL. */
+typedef void (*evl_connect_cb)(evl_loop *loop, int status, evl_stream *stream,
+                               void *data);
+/* nread > 0: buf holds nread bytes (valid during the call only);
+ * nread == 0: end of stream; nread < 0: an error (-ECONNRESET, ...).
+ * Reading stops by itself after EOF or an error. */
+typedef void (*evl_read_cb)(evl_loop *loop, evl_stream *stream, ssize_t nread,
+                            const char *buf, void *data);
+
+/* Listens on ip ("127.0.0.1", "::1", "0.0.0.0") and port (0: any free port,
+ * see evl_server_port), with SO_REUSEADDR. cb runs for each connection;
+ * accepted streams have TCP_NODELAY on. */
+int evl_tcp_listen(evl_loop *loop, const char *ip, int port, int backlog,
+                   evl_connection_cb cb, void *data, evl_free_cb free_data,
+                   evl_server **out);
+/* The port a server listens on. */
+int evl_server_port(evl_loop *loop, evl_server *server);
+/* Stops listening and frees the server (free_data is called). */
+int evl_server_close(evl_loop *loop, evl_server *server);
+
+/* Connects to ip:port; cb runs on a later pass with the result. */
+int evl_tcp_connect(evl_loop *loop, const char *ip, int port, evl_connect_cb cb,
+                    void *data, evl_free_cb free_data);
+
+/* Starts reading (replacing an earlier read callback, whose free_data runs). */
+int evl_stream_read_start(evl_loop *loop, evl_stream *stream, evl_read_cb cb,
+                          void *data, evl_free_cb free_data);
+/* Stops reading; no read callback runs after it returns. */
+int evl_stream_read_stop(evl_loop *loop, evl_stream *stream);
+
+/* Copies len bytes and queues them. cb (may be NULL) runs on a later pass
+ * with 0 once the OS took all of them, or a negative errno (-EPIPE: the peer
+ * is gone; -ECANCELED: the stream was closed first). Writes complete in
+ * order. Returns 1 if the queue is below its high water mark (64 KiB), 0 if
+ * above (wait for earlier writes to complete before writing more), or a
+ * negative errno (-ENOTCONN after close, -EPIPE after shutdown). */
+int evl_stream_write(evl_loop *loop, evl_stream *stream, const void *buf,
+                     size_t len, evl_status_cb cb, void *data,
+                     evl_free_cb free_data);
+/* Bytes queued and not yet taken by the OS; -EINVAL for a bad stream. */
+ssize_t evl_stream_write_queue_size(evl_loop *loop, evl_stream *stream);
+/* Half-close: once queued writes went out, ends the sending side and runs
+ * cb(loop, status, data). Reading goes on. */
+int evl_stream_shutdown(evl_loop *loop, evl_stream *stream, evl_status_cb cb,
+                        void *data, evl_free_cb free_data);
+/* Closes now: queued writes fail with -ECANCELED (their callbacks run), then
+ * cb(loop, data) runs, after which the evl_stream pointer is invalid. */
+int evl_stream_close(evl_loop *loop, evl_stream *stream, evl_cb cb, void *data,
+                     evl_free_cb free_data);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVLOOP_H */

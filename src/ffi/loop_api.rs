@@ -1,0 +1,472 @@
+//! C entry points of the core: the loop, run modes, timers, fd watchers,
+//! thread-safe handles and embedding (backend fd and timeout).
+
+use std::ffi::{c_int, c_void};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use super::{
+    disarm_shared, errno, evl_cb, evl_free_cb, evl_handle, evl_loop, guard, guard_void, loop_mut,
+    shared_data, CData, Current, Ids, EINVAL,
+};
+use crate::{EventLoop, Interest};
+
+/// `void (*)(evl_loop *loop, int fd, int events, void *data)`
+pub type evl_io_cb =
+    Option<unsafe extern "C" fn(lp: *mut evl_loop, fd: c_int, events: c_int, data: *mut c_void)>;
+
+const EVL_READABLE: c_int = 1;
+const EVL_WRITABLE: c_int = 2;
+const EVL_HANGUP: c_int = 4;
+const EVL_ERROR: c_int = 8;
+
+/// Writes `value` through `out` if it is not NULL.
+///
+/// # Safety
+/// `out` is NULL or valid for a write.
+pub(crate) unsafe fn put<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: the caller passes NULL or a valid pointer (header contract).
+        unsafe { out.write(value) }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_loop_new(out: *mut *mut evl_loop) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            return EINVAL;
+        }
+        match EventLoop::new() {
+            Ok(ev) => {
+                let lp = Box::into_raw(Box::new(evl_loop {
+                    ev,
+                    origin: Instant::now(),
+                }));
+                // SAFETY: checked non-null above; C passes a writable pointer.
+                unsafe { out.write(lp) };
+                0
+            }
+            Err(e) => errno(&e),
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_loop_free(lp: *mut evl_loop) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        if ev.is_running() || ev.is_alive() {
+            return -libc::EBUSY;
+        }
+        // SAFETY: a live loop from evl_loop_new that is not running, so
+        // nothing borrows it; C gives up the pointer here.
+        drop(unsafe { Box::from_raw(lp) });
+        0
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_run(lp: *mut evl_loop, mode: c_int) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        let result = match mode {
+            0 => ev.run().map(|()| ev.is_alive()),
+            1 => ev.run_once(),
+            2 => ev.run_nowait(),
+            _ => return EINVAL,
+        };
+        match result {
+            Ok(alive) => c_int::from(alive),
+            Err(e) => errno(&e),
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_stop(lp: *mut evl_loop) {
+    // SAFETY: header contract: NULL or a live loop.
+    guard_void(|| {
+        if let Some(ev) = unsafe { loop_mut(lp) } {
+            ev.stop()
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_now_ms(lp: *const evl_loop) -> u64 {
+    let mut ms = 0;
+    guard_void(|| {
+        if lp.is_null() {
+            return;
+        }
+        // SAFETY: a live loop (header contract); `origin` is read through the
+        // raw pointer, apart from the `ev` field a running callback borrows.
+        let origin = unsafe { (*lp).origin };
+        // SAFETY: as above.
+        if let Some(ev) = unsafe { loop_mut(lp) } {
+            ms = ev.now().saturating_duration_since(origin).as_millis() as u64;
+        }
+    });
+    ms
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_update_time(lp: *mut evl_loop) {
+    guard_void(|| {
+        // SAFETY: header contract: NULL or a live loop.
+        if let Some(ev) = unsafe { loop_mut(lp) } {
+            ev.update_time()
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_is_alive(lp: *const evl_loop) -> c_int {
+    guard(|| c_int::from(ev_or_einval!(lp).is_alive()))
+}
+
+/// A C callback with its data pointer, to run on the loop thread.
+pub(crate) fn c_callback(
+    lp: *mut evl_loop,
+    cb: unsafe extern "C" fn(*mut evl_loop, *mut c_void),
+    data: *mut c_void,
+) -> impl FnMut(&mut EventLoop) {
+    let (lp, ptr) = (lp as usize, data as usize);
+    move |ev| {
+        // SAFETY: `cb` and its data come from the C caller, who promised
+        // they stay valid until `free_data` runs, which is after this call.
+        Current::run(lp, ev, || unsafe {
+            cb(lp as *mut evl_loop, ptr as *mut c_void)
+        })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_call_soon(
+    lp: *mut evl_loop,
+    cb: evl_cb,
+    data: *mut c_void,
+    free_data: evl_free_cb,
+) -> c_int {
+    guard(|| {
+        let Some(cb) = cb else { return EINVAL };
+        let ev = ev_or_einval!(lp);
+        let mut call = c_callback(lp, cb, data);
+        let data = CData::new(data, free_data);
+        ev.call_soon(move |ev| {
+            call(ev);
+            drop(data);
+        });
+        0
+    })
+}
+
+fn set_timer(
+    lp: *mut evl_loop,
+    delay: Duration,
+    repeat: bool,
+    cb: evl_cb,
+    data: *mut c_void,
+    free_data: evl_free_cb,
+    out: *mut u64,
+) -> c_int {
+    guard(|| {
+        let Some(cb) = cb else { return EINVAL };
+        let ev = ev_or_einval!(lp);
+        let mut call = c_callback(lp, cb, data);
+        let data = CData::new(data, free_data);
+        let cid = ev.layer_state::<Ids>().next_id();
+        let id = if repeat {
+            ev.set_interval(delay, move |ev| {
+                let _ = &data; // owned until the interval is cleared
+                call(ev);
+            })
+        } else {
+            ev.set_timeout(delay, move |ev| {
+                ev.layer_state::<Ids>().timers.remove(&cid);
+                call(ev);
+                drop(data);
+            })
+        };
+        ev.layer_state::<Ids>().timers.insert(cid, id);
+        // SAFETY: header contract: `out` is NULL or writable.
+        unsafe { put(out, cid) };
+        0
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_set_timeout(
+    lp: *mut evl_loop,
+    ms: u64,
+    cb: evl_cb,
+    data: *mut c_void,
+    free_data: evl_free_cb,
+    out: *mut u64,
+) -> c_int {
+    set_timer(
+        lp,
+        Duration::from_millis(ms),
+        false,
+        cb,
+        data,
+        free_data,
+        out,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_set_interval(
+    lp: *mut evl_loop,
+    ms: u64,
+    cb: evl_cb,
+    data: *mut c_void,
+    free_data: evl_free_cb,
+    out: *mut u64,
+) -> c_int {
+    set_timer(
+        lp,
+        Duration::from_millis(ms),
+        true,
+        cb,
+        data,
+        free_data,
+        out,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_set_timeout_ns(
+    lp: *mut evl_loop,
+    ns: u64,
+    cb: evl_cb,
+    data: *mut c_void,
+    free_data: evl_free_cb,
+    out: *mut u64,
+) -> c_int {
+    set_timer(
+        lp,
+        Duration::from_nanos(ns),
+        false,
+        cb,
+        data,
+        free_data,
+        out,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_set_interval_ns(
+    lp: *mut evl_loop,
+    ns: u64,
+    cb: evl_cb,
+    data: *mut c_void,
+    free_data: evl_free_cb,
+    out: *mut u64,
+) -> c_int {
+    set_timer(lp, Duration::from_nanos(ns), true, cb, data, free_data, out)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_clear_timer(lp: *mut evl_loop, id: u64) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        match ev.layer_state::<Ids>().timers.remove(&id) {
+            Some(tid) => c_int::from(ev.clear_timer(tid)),
+            None => 0,
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_timer_set_ref(lp: *mut evl_loop, id: u64, keep_alive: c_int) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        match ev.layer_state::<Ids>().timers.get(&id).copied() {
+            Some(tid) if ev.set_timer_ref(tid, keep_alive != 0) => 0,
+            _ => -libc::ENOENT,
+        }
+    })
+}
+
+fn interest(events: c_int) -> Option<Interest> {
+    if events & !(EVL_READABLE | EVL_WRITABLE) != 0 {
+        return None;
+    }
+    Some(Interest {
+        readable: events & EVL_READABLE != 0,
+        writable: events & EVL_WRITABLE != 0,
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_io_start(
+    lp: *mut evl_loop,
+    fd: c_int,
+    events: c_int,
+    cb: evl_io_cb,
+    data: *mut c_void,
+    free_data: evl_free_cb,
+    out: *mut u64,
+) -> c_int {
+    guard(|| {
+        let (Some(cb), Some(interest)) = (cb, interest(events)) else {
+            return EINVAL;
+        };
+        let ev = ev_or_einval!(lp);
+        let owned = shared_data(data, free_data);
+        let keep = owned.clone();
+        let (lpu, ptr) = (lp as usize, data as usize);
+        let callback = move |ev: &mut EventLoop, fd: RawFd, r: crate::Readiness| {
+            let _ = &keep; // `data` lives as long as the watcher
+            let mask = (c_int::from(r.readable) * EVL_READABLE)
+                | (c_int::from(r.writable) * EVL_WRITABLE)
+                | (c_int::from(r.hangup) * EVL_HANGUP)
+                | (c_int::from(r.error) * EVL_ERROR);
+            // SAFETY: C's callback and data, valid until free_data.
+            Current::run(lpu, ev, || unsafe {
+                cb(lpu as *mut evl_loop, fd, mask, ptr as *mut c_void)
+            });
+        };
+        // SAFETY: the header's contract for evl_io_start: the caller keeps
+        // `fd` open until evl_io_stop or evl_loop_free.
+        match unsafe { ev.watch_raw_fd(fd, interest, callback) } {
+            Ok(wid) => {
+                let ids = ev.layer_state::<Ids>();
+                let cid = ids.next_id();
+                ids.watches.insert(cid, wid);
+                // SAFETY: header contract: `out` is NULL or writable.
+                unsafe { put(out, cid) };
+                0
+            }
+            Err(e) => {
+                disarm_shared(&owned); // a failed call never calls free_data
+                errno(&e)
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_io_modify(lp: *mut evl_loop, id: u64, events: c_int) -> c_int {
+    guard(|| {
+        let Some(interest) = interest(events) else {
+            return EINVAL;
+        };
+        let ev = ev_or_einval!(lp);
+        match ev.layer_state::<Ids>().watches.get(&id).copied() {
+            Some(wid) => ev
+                .set_interest(wid, interest)
+                .map_or_else(|e| errno(&e), |()| 0),
+            None => -libc::ENOENT,
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_io_stop(lp: *mut evl_loop, id: u64) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        match ev.layer_state::<Ids>().watches.remove(&id) {
+            Some(wid) if ev.unwatch(wid) => 0,
+            _ => -libc::ENOENT,
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_io_set_ref(lp: *mut evl_loop, id: u64, keep_alive: c_int) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        match ev.layer_state::<Ids>().watches.get(&id).copied() {
+            Some(wid) if ev.set_watch_ref(wid, keep_alive != 0) => 0,
+            _ => -libc::ENOENT,
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_handle_new(lp: *mut evl_loop) -> *mut evl_handle {
+    let mut out = std::ptr::null_mut();
+    guard_void(|| {
+        // SAFETY: header contract: NULL or a live loop.
+        if let Some(ev) = unsafe { loop_mut(lp) } {
+            out = Box::into_raw(Box::new(evl_handle {
+                handle: ev.handle(),
+                loop_ptr: lp as usize,
+            }));
+        }
+    });
+    out
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_handle_post(
+    h: *mut evl_handle,
+    cb: evl_cb,
+    data: *mut c_void,
+    free_data: evl_free_cb,
+) -> c_int {
+    guard(|| {
+        let Some(cb) = cb else { return EINVAL };
+        if h.is_null() {
+            return EINVAL;
+        }
+        // SAFETY: a live handle from evl_handle_new (header contract);
+        // handles are Sync, so any thread may use a shared reference.
+        let h = unsafe { &*h };
+        let lp = h.loop_ptr;
+        let data = CData::new(data, free_data);
+        let post = move |ev: &mut EventLoop| {
+            // SAFETY: C's callback and data, valid until free_data.
+            Current::run(lp, ev, || unsafe { cb(lp as *mut evl_loop, data.ptr()) });
+        };
+        match h.handle.try_call_soon(post) {
+            Ok(()) => 0,
+            Err(post) => {
+                // A failed call never calls free_data: forget the closure (it
+                // holds `data` and two plain values, no other resources).
+                std::mem::forget(post);
+                -libc::ESHUTDOWN
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_handle_set_ref(h: *mut evl_handle, keep_alive: c_int) -> c_int {
+    guard(|| {
+        if h.is_null() {
+            return EINVAL;
+        }
+        // SAFETY: a live handle, not used by another thread during this call
+        // (header contract for evl_handle_set_ref).
+        unsafe { (*h).handle.set_ref(keep_alive != 0) };
+        0
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_handle_free(h: *mut evl_handle) {
+    guard_void(|| {
+        if !h.is_null() {
+            // SAFETY: a live handle from evl_handle_new; C gives it up here.
+            drop(unsafe { Box::from_raw(h) });
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_backend_fd(lp: *const evl_loop) -> c_int {
+    guard(|| ev_or_einval!(lp).backend_fd())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_backend_timeout(lp: *const evl_loop) -> c_int {
+    guard(|| match ev_or_einval!(lp).backend_timeout() {
+        None => -1,
+        // Rounded up: waking a little late beats spinning early.
+        Some(t) => c_int::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(c_int::MAX),
+    })
+}

@@ -1,0 +1,331 @@
+//! The C API: `include/evloop.h` is its documentation. Nothing else in the
+//! crate has `extern "C"`.
+//!
+//! Conventions, as the header states them: opaque types, `0` or a positive
+//! value for success, a negative errno for failure. Each function checks its
+//! pointers and ids and never trusts C to be right. Every entry point runs
+//! inside `guard`, so a Rust panic never unwinds into C: it becomes
+//! `-ENOTRECOVERABLE` (or, where a function returns nothing, an abort with
+//! a message on stderr).
+//!
+//! C callbacks get the `evl_loop *` back and may call any `evl_*` function
+//! with it. While a callback runs, the loop is mutably borrowed by `evl_run`,
+//! so entry points must not make a second `&mut` from the C pointer; the
+//! callback's own `&mut EventLoop` is published in a thread-local
+//! (`Current`) and entry points use it when their pointer is the running
+//! loop's.
+
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)] // the safety contract is the C header
+
+/// The loop of an entry point, or `return EINVAL` for NULL.
+macro_rules! ev_or_einval {
+    ($lp:expr) => {
+        // SAFETY: header contract: NULL or a live loop, used only inside
+        // this entry point.
+        match unsafe { $crate::ffi::loop_mut($lp) } {
+            Some(ev) => ev,
+            None => return $crate::ffi::EINVAL,
+        }
+    };
+}
+
+mod loop_api;
+mod net;
+mod work;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void};
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use crate::{EventLoop, JobId, TimerId, WatchId};
+
+/// The C `evl_loop`.
+pub struct evl_loop {
+    ev: EventLoop,
+    origin: Instant,
+}
+
+/// The C `evl_handle`.
+pub struct evl_handle {
+    handle: crate::LoopHandle,
+    loop_ptr: usize,
+}
+
+/// `void (*)(void *data)`
+pub type evl_free_cb = Option<unsafe extern "C" fn(data: *mut c_void)>;
+/// `void (*)(evl_loop *loop, void *data)`
+pub type evl_cb = Option<unsafe extern "C" fn(lp: *mut evl_loop, data: *mut c_void)>;
+
+/// C's `data` plus its destructor, called exactly once when this drops.
+pub(crate) struct CData {
+    data: *mut c_void,
+    free: evl_free_cb,
+}
+
+// SAFETY: the header makes the caller promise that `data` may be used and
+// freed on another thread for the calls that move it there (posts, work).
+unsafe impl Send for CData {}
+
+impl CData {
+    pub(crate) fn new(data: *mut c_void, free: evl_free_cb) -> CData {
+        CData { data, free }
+    }
+    pub(crate) fn ptr(&self) -> *mut c_void {
+        self.data
+    }
+
+    /// For a call that failed after all: drop without calling `free`.
+    pub(crate) fn disarm(mut self) {
+        self.free = None;
+    }
+}
+
+/// `data` owned by a callback that a fallible call may still drop: keep
+/// one clone, and on failure [`disarm_shared`] it so `free` never runs.
+pub(crate) type SharedData = std::rc::Rc<Cell<Option<CData>>>;
+
+pub(crate) fn shared_data(data: *mut c_void, free: evl_free_cb) -> SharedData {
+    std::rc::Rc::new(Cell::new(Some(CData::new(data, free))))
+}
+
+pub(crate) fn disarm_shared(data: &SharedData) {
+    if let Some(d) = data.take() {
+        d.disarm();
+    }
+}
+
+impl Drop for CData {
+    fn drop(&mut self) {
+        if let Some(free) = self.free {
+            // SAFETY: the C caller gave this destructor for this pointer.
+            unsafe { free(self.data) }
+        }
+    }
+}
+
+/// The C ids of a loop's timers, watchers, jobs and signals.
+#[derive(Default)]
+pub(crate) struct Ids {
+    pub(crate) timers: HashMap<u64, TimerId>,
+    pub(crate) watches: HashMap<u64, WatchId>,
+    pub(crate) jobs: HashMap<u64, JobId>,
+    pub(crate) signals: HashMap<u64, crate::signal::SignalId>,
+    next: u64,
+}
+
+impl Ids {
+    pub(crate) fn next_id(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+}
+
+thread_local! {
+    /// The loop whose callback is running on this thread: (C pointer, live
+    /// `&mut EventLoop` of the callback).
+    static CURRENT: Cell<(usize, *mut EventLoop)> = const { Cell::new((0, std::ptr::null_mut())) };
+}
+
+/// Publishes a callback's `&mut EventLoop` while C code runs.
+pub(crate) struct Current;
+
+impl Current {
+    /// Runs `f` (which calls into C) with `ev` published for `lp`.
+    pub(crate) fn run<R>(lp: usize, ev: &mut EventLoop, f: impl FnOnce() -> R) -> R {
+        let saved = CURRENT.with(|c| c.replace((lp, ev as *mut EventLoop)));
+        struct Restore((usize, *mut EventLoop));
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT.with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(saved);
+        f()
+    }
+}
+
+/// The loop behind a C pointer: the running callback's, or the pointer's.
+///
+/// # Safety
+/// `lp` must be null or a live pointer from `evl_loop_new`, and the result
+/// must not outlive the entry point that asked for it.
+pub(crate) unsafe fn loop_mut<'a>(lp: *const evl_loop) -> Option<&'a mut EventLoop> {
+    if lp.is_null() {
+        return None;
+    }
+    let (cur, ev) = CURRENT.with(|c| c.get());
+    if cur == lp as usize {
+        // SAFETY: `ev` is the `&mut EventLoop` of the callback now running on
+        // this thread (see `Current::run`); the callback is not using it
+        // while C runs.
+        return Some(unsafe { &mut *ev });
+    }
+    // SAFETY: the caller promises a live pointer, and no callback of this
+    // loop is running (that case was handled above), so nothing else
+    // borrows it.
+    Some(unsafe { &mut (*(lp as *mut evl_loop)).ev })
+}
+
+/// Runs an entry point, turning a Rust panic into `-ENOTRECOVERABLE`.
+pub(crate) fn guard(f: impl FnOnce() -> c_int) -> c_int {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(rc) => rc,
+        Err(_) => {
+            eprintln!("evloop: internal panic caught at the C API boundary");
+            -libc::ENOTRECOVERABLE
+        }
+    }
+}
+
+/// As [`guard`] for entry points with no error return: a panic aborts.
+pub(crate) fn guard_void(f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        eprintln!("evloop: internal panic in a void C API function; aborting");
+        std::process::abort();
+    }
+}
+
+/// An `io::Error` as a negative errno.
+pub(crate) fn errno(e: &io::Error) -> c_int {
+    if let Some(code) = e.raw_os_error() {
+        return -code;
+    }
+    -match e.kind() {
+        io::ErrorKind::NotFound => libc::ENOENT,
+        io::ErrorKind::InvalidInput => libc::EINVAL,
+        io::ErrorKind::ResourceBusy => libc::EBUSY,
+        io::ErrorKind::AlreadyExists => libc::EEXIST,
+        io::ErrorKind::TimedOut => libc::ETIMEDOUT,
+        io::ErrorKind::NotConnected => libc::ENOTCONN,
+        io::ErrorKind::BrokenPipe => libc::EPIPE,
+        io::ErrorKind::WouldBlock => libc::EAGAIN,
+        io::ErrorKind::OutOfMemory => libc::ENOMEM,
+        _ => libc::EIO,
+    }
+}
+
+pub(crate) const EINVAL: c_int = -libc::EINVAL;
+
+/// The static C string for an errno name or message.
+fn cstr(s: &'static [u8]) -> *const c_char {
+    s.as_ptr().cast()
+}
+
+macro_rules! errno_table {
+    ($($name:ident => $msg:literal),* $(,)?) => {
+        fn lookup(err: c_int) -> Option<(*const c_char, *const c_char)> {
+            let code = err.checked_neg().unwrap_or(0);
+            $(
+                if code == libc::$name {
+                    return Some((
+                        cstr(concat!(stringify!($name), "\0").as_bytes()),
+                        cstr(concat!($msg, "\0").as_bytes()),
+                    ));
+                }
+            )*
+            None
+        }
+    };
+}
+
+errno_table! {
+    EPERM => "operation not permitted (e.g. a regular file cannot be watched)",
+    ENOENT => "no such file or directory",
+    ESRCH => "no such process",
+    EINTR => "interrupted system call",
+    EIO => "i/o error",
+    EBADF => "bad file descriptor",
+    EAGAIN => "resource temporarily unavailable",
+    ENOMEM => "not enough memory",
+    EACCES => "permission denied",
+    EFAULT => "bad address",
+    EBUSY => "resource busy (work pending, or called from a callback of the loop)",
+    EEXIST => "already exists (e.g. the fd is already watched)",
+    EINVAL => "invalid argument",
+    EMFILE => "too many open files",
+    ENOSPC => "no space left on device",
+    EPIPE => "broken pipe",
+    ENOSYS => "function not implemented",
+    ENOTSOCK => "not a socket",
+    EADDRINUSE => "address already in use",
+    EADDRNOTAVAIL => "address not available",
+    ENETUNREACH => "network unreachable",
+    ECONNABORTED => "connection aborted",
+    ECONNRESET => "connection reset by peer",
+    ENOTCONN => "not connected (the stream is closed)",
+    ESHUTDOWN => "the loop is gone",
+    ETIMEDOUT => "timed out",
+    ECONNREFUSED => "connection refused",
+    EHOSTUNREACH => "host unreachable",
+    ECANCELED => "operation cancelled",
+    ENOTRECOVERABLE => "internal error in evloop (a panic was caught)",
+}
+
+/// `const char *evl_strerror(int err)`
+#[no_mangle]
+pub extern "C" fn evl_strerror(err: c_int) -> *const c_char {
+    if err == 0 {
+        return cstr(b"success\0");
+    }
+    lookup(err).map_or(cstr(b"unknown error\0"), |(_, msg)| msg)
+}
+
+/// `const char *evl_err_name(int err)`
+#[no_mangle]
+pub extern "C" fn evl_err_name(err: c_int) -> *const c_char {
+    if err == 0 {
+        return cstr(b"OK\0");
+    }
+    lookup(err).map_or(cstr(b"UNKNOWN\0"), |(name, _)| name)
+}
+
+/// `unsigned evl_version(void)`: (major << 16) | (minor << 8) | patch.
+#[no_mangle]
+pub extern "C" fn evl_version() -> u32 {
+    let part = |s: &str| s.parse::<u32>().unwrap_or(0);
+    (part(env!("CARGO_PKG_VERSION_MAJOR")) << 16)
+        | (part(env!("CARGO_PKG_VERSION_MINOR")) << 8)
+        | part(env!("CARGO_PKG_VERSION_PATCH"))
+}
+
+/// `const char *evl_version_string(void)`
+#[no_mangle]
+pub extern "C" fn evl_version_string() -> *const c_char {
+    cstr(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g10_a_panic_never_crosses_into_c() {
+        std::panic::set_hook(Box::new(|_| {}));
+        assert_eq!(guard(|| panic!("bug")), -libc::ENOTRECOVERABLE);
+        // A panic inside the loop run by evl_run comes back as an error.
+        let mut lp: *mut evl_loop = std::ptr::null_mut();
+        // SAFETY: valid out pointer; the loop is freed below.
+        unsafe {
+            assert_eq!(loop_api::evl_loop_new(&mut lp), 0);
+            loop_mut(lp)
+                .unwrap()
+                .call_soon(|_| panic!("inside a callback"));
+            assert_eq!(loop_api::evl_run(lp, 0), -libc::ENOTRECOVERABLE);
+            assert_eq!(loop_api::evl_run(lp, 0), 0, "the loop is usable afterwards");
+            assert_eq!(loop_api::evl_loop_free(lp), 0);
+        }
+        let _ = std::panic::take_hook();
+    }
+
+    #[test]
+    fn version_matches_the_crate() {
+        assert_eq!(evl_version(), 0x000100);
+        // SAFETY: a static NUL-terminated string.
+        let s = unsafe { std::ffi::CStr::from_ptr(evl_version_string()) };
+        assert_eq!(s.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    }
+}

@@ -1,0 +1,163 @@
+//! The C API from C: compiles the C examples and the C test program
+//! (tests/c/api_test.c) with the system C compiler against the static
+//! library and include/evloop.h, runs them, and checks their output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The library's link line beside libevloop.a (`--print native-static-libs`).
+const SYSTEM_LIBS: &[&str] = &[
+    "-lpthread",
+    "-ldl",
+    "-lm",
+    "-lrt",
+    "-lutil",
+    "-lgcc_s",
+    "-lc",
+];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// target/<profile>, with libevloop.a built and up to date.
+fn profile_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet", "--lib"]);
+        if dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        assert!(cargo.status().unwrap().success(), "building libevloop.a");
+        assert!(dir.join("libevloop.a").exists());
+        dir
+    })
+}
+
+/// Compiles one C file against the static library; returns the binary.
+fn compile(source: &str, name: &str) -> PathBuf {
+    let dir = profile_dir();
+    let out = dir.join("c-tests").join(name);
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args([
+            "-std=gnu11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-g",
+            "-pthread",
+            "-I",
+        ])
+        .arg(root().join("include"))
+        .arg(root().join(source))
+        .arg(dir.join("libevloop.a"))
+        .args(SYSTEM_LIBS)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("a C compiler (cc) on PATH");
+    assert!(status.success(), "compiling {source}");
+    out
+}
+
+fn run(bin: &Path) -> Output {
+    let out = Command::new(bin).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}\n{}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn api_test_exercises_every_function() {
+    let bin = compile("tests/c/api_test.c", "api_test");
+    let out = run(&bin);
+    let last = lines(&out).pop().unwrap();
+    let passed: u32 = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed > 300, "{last}");
+    assert_eq!(last, format!("{passed} passed, 0 failed"));
+}
+
+#[test]
+fn timers_c_is_the_count_example() {
+    let bin = compile("examples/c/timers.c", "timers");
+    let start = Instant::now();
+    let out = run(&bin);
+    let took = start.elapsed();
+    assert_eq!(lines(&out), ["One", "One", "One", "Two", "Two", "Two"]);
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn embed_c_drives_evloop_from_its_own_poll_loop() {
+    let bin = compile("examples/c/embed.c", "embed");
+    let out = run(&bin);
+    assert_eq!(
+        lines(&out),
+        [
+            "evloop timer 1",
+            "evloop got a post: hello from a thread",
+            "evloop timer 2",
+            "own fd readable",
+            "done"
+        ]
+    );
+}
+
+#[test]
+fn echo_c_serves_two_clients_then_exits() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let bin = compile("examples/c/echo.c", "echo");
+    let mut child = Command::new(&bin)
+        .args(["0", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .expect(&first)
+        .to_string();
+    for i in 0..2 {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|b| (b % 251) as u8 ^ i).collect();
+        let mut reader = conn.try_clone().unwrap();
+        let expect = data.clone();
+        let t = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).unwrap();
+            assert!(got == expect, "echoed byte-exact");
+        });
+        conn.write_all(&data).unwrap();
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        t.join().unwrap();
+    }
+    assert!(
+        child.wait().unwrap().success(),
+        "the server exited cleanly after two clients"
+    );
+}
