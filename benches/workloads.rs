@@ -8,6 +8,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use evloop::net::{tcp, Stream};
 use evloop::EventLoop;
 
 fn main() {
@@ -22,9 +23,11 @@ fn main() {
         "W2" => fanout(n(1_000_000)),
         "W3" => timers(n(1_000_000)),
         "W4" => cancel(n(1_000_000)),
+        "W5" => ping_pong(n(100_000), 1, "W5"),
+        "W5c" => ping_pong(n(100_000), 100, "W5c"),
         "W6" => cross_thread(n(1_000_000)),
         other => {
-            eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W6");
+            eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W5 W5c W6");
             std::process::exit(2);
         }
     }
@@ -70,17 +73,20 @@ fn chain(n: u64) {
     report("W1", n, t.elapsed().as_secs_f64(), "");
 }
 
-/// W2: n callbacks queued up front, then run.
+thread_local! {
+    static COUNT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// W2: n callbacks queued up front, then run. Each closure captures nothing
+/// (it counts in a thread-local), like the baseline's.
 fn fanout(n: u64) {
     let mut ev = EventLoop::new().unwrap();
-    let count = Rc::new(Cell::new(0u64));
     let t = Instant::now();
     for _ in 0..n {
-        let c = count.clone();
-        ev.call_soon(move |_| c.set(c.get() + 1));
+        ev.call_soon(|_| COUNT.with(|c| c.set(c.get() + 1)));
     }
     ev.run().unwrap();
-    assert_eq!(count.get(), n);
+    assert_eq!(COUNT.with(Cell::get), n);
     report("W2", n, t.elapsed().as_secs_f64(), "");
 }
 
@@ -123,6 +129,58 @@ fn cancel(n: u64) {
     }
     ev.run().unwrap();
     report("W4", n, t.elapsed().as_secs_f64(), "");
+}
+
+/// W5 / W5c: a TCP echo server and its clients in one loop on 127.0.0.1;
+/// "PING\n" goes back and forth `n` times in all, over `conns` connections.
+fn ping_pong(n: u64, conns: u64, name: &str) {
+    let mut ev = EventLoop::new().unwrap();
+    let server = tcp::listen(&mut ev, "127.0.0.1:0".parse().unwrap(), Default::default(), |ev, c| {
+        c.unwrap()
+            .read_start(ev, |ev, s, data| match data {
+                Ok([]) | Err(_) => drop(s.close(ev, |_| {})),
+                Ok(bytes) => drop(s.write(ev, bytes.to_vec(), |_, _| {})),
+            })
+            .unwrap();
+    })
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let per_conn = n / conns;
+    let open = Rc::new(Cell::new(conns));
+    let t = Rc::new(Cell::new(None));
+    for _ in 0..conns {
+        let (open, server, t) = (open.clone(), server.clone(), t.clone());
+        tcp::connect(&mut ev, addr, move |ev, conn| {
+            let conn: Stream = conn.unwrap();
+            let mut left = per_conn;
+            let mut got = 0;
+            conn.read_start(ev, move |ev, s, data| {
+                got += data.unwrap().len();
+                while got >= 5 {
+                    got -= 5;
+                    left -= 1;
+                    if left == 0 {
+                        s.close(ev, |_| {}).unwrap();
+                        open.set(open.get() - 1);
+                        if open.get() == 0 {
+                            server.close(ev);
+                        }
+                        return;
+                    }
+                    s.write(ev, &b"PING\n"[..], |_, _| {}).unwrap();
+                }
+            })
+            .unwrap();
+            if t.get().is_none() {
+                t.set(Some(Instant::now()));
+            }
+            conn.write(ev, &b"PING\n"[..], |_, _| {}).unwrap();
+        })
+        .unwrap();
+    }
+    ev.run().unwrap();
+    let secs = t.get().unwrap().elapsed().as_secs_f64();
+    report(name, per_conn * conns, secs, &format!(",\"conns\":{conns}"));
 }
 
 thread_local! {

@@ -20,10 +20,12 @@ pub(crate) struct ReadyQueue {
 }
 
 impl ReadyQueue {
+    #[inline]
     pub(crate) fn push(&mut self, task: Task) {
         self.tasks.push_back(task);
     }
 
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<Task> {
         self.tasks.pop_front()
     }

@@ -41,6 +41,10 @@ pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 const READS_PER_EVENT: usize = 16;
 const READ_BUF: usize = 64 * 1024;
 
+/// The loop's read buffer (see `Stream::read_some`).
+#[derive(Default)]
+struct ReadBuffer(Vec<u8>);
+
 /// The fd, shared by the stream's state and its watcher: it closes only when
 /// both let go, and the watcher lets go only after leaving the poller.
 #[derive(Clone)]
@@ -436,7 +440,14 @@ impl Stream {
     }
 
     fn read_some(&self, ev: &mut EventLoop) {
-        let mut buf = vec![0u8; READ_BUF];
+        // One 64 KiB buffer per loop, lent to whichever stream reads.
+        let mut buf = std::mem::take(&mut ev.layer_state::<ReadBuffer>().0);
+        buf.resize(READ_BUF, 0);
+        self.read_into(ev, &mut buf);
+        ev.layer_state::<ReadBuffer>().0 = buf;
+    }
+
+    fn read_into(&self, ev: &mut EventLoop, buf: &mut [u8]) {
         for _ in 0..READS_PER_EVENT {
             let (result, mut callback, epoch) = {
                 let mut i = self.inner.borrow_mut();
@@ -444,21 +455,22 @@ impl Stream {
                     return;
                 }
                 let Some(fd) = i.fd.clone() else { return };
-                let result = (&*fd.0).read(&mut buf);
+                let result = (&*fd.0).read(buf);
                 let result = match result {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     r => r,
                 };
                 let Some(cb) = i.on_read.take() else { return };
-                let last = !matches!(result, Ok(n) if n > 0);
-                if last {
+                if !matches!(result, Ok(n) if n > 0) {
                     // EOF or error: reading ends by itself.
                     i.reading = false;
                     i.read_epoch += 1;
                 }
                 (result, cb, i.read_epoch)
             };
+            // A short read drained the fd: no need for a read that says EAGAIN.
+            let more = matches!(result, Ok(n) if n == buf.len());
             let last = !matches!(result, Ok(n) if n > 0);
             match result {
                 Ok(n) => callback(ev, self, Ok(&buf[..n])),
@@ -467,7 +479,8 @@ impl Stream {
             let mut i = self.inner.borrow_mut();
             if i.read_epoch == epoch && !last && !i.closed {
                 i.on_read = Some(callback);
-            } else if last {
+            }
+            if !more {
                 return;
             }
         }
