@@ -54,22 +54,26 @@ fn report(workload: &str, n: u64, secs: f64, extra: &str) {
     );
 }
 
-fn step(ev: &mut EventLoop, left: Rc<Cell<u64>>) {
-    let l = left.get();
-    if l > 0 {
-        left.set(l - 1);
-        ev.call_soon(move |ev| step(ev, left));
+thread_local! {
+    static LEFT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// One link of W1's chain; it captures nothing (as libuv's idle callback).
+fn step(ev: &mut EventLoop) {
+    let left = LEFT.with(|l| l.replace(l.get().saturating_sub(1)));
+    if left > 1 {
+        ev.call_soon(step);
     }
 }
 
 /// W1: one callback re-schedules itself n times.
 fn chain(n: u64) {
     let mut ev = EventLoop::new().unwrap();
-    let left = Rc::new(Cell::new(n));
+    LEFT.with(|l| l.set(n));
     let t = Instant::now();
-    step(&mut ev, left.clone());
+    ev.call_soon(step);
     ev.run().unwrap();
-    assert_eq!(left.get(), 0);
+    assert_eq!(LEFT.with(Cell::get), 0);
     report("W1", n, t.elapsed().as_secs_f64(), "");
 }
 
@@ -90,29 +94,34 @@ fn fanout(n: u64) {
     report("W2", n, t.elapsed().as_secs_f64(), "");
 }
 
+thread_local! {
+    static FIRED: Cell<u64> = const { Cell::new(0) };
+    static LATE: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    static BASE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
 /// W3: libuv's million-timers: timeout goes up 1 ms every 1,000 timers.
+/// Each closure captures its delay only (libuv's timers carry a data word).
 fn timers(n: u64) {
     let mut ev = EventLoop::new().unwrap();
-    let fired = Rc::new(Cell::new(0u64));
-    let late = Rc::new(Cell::new(Duration::ZERO));
     let t = Instant::now();
-    let base = ev.now();
+    BASE.with(|b| b.set(Some(ev.now())));
     for i in 0..n {
-        let (fired, late) = (fired.clone(), late.clone());
         let delay = Duration::from_millis(i / 1000 + 1);
         ev.set_timeout(delay, move |_| {
-            fired.set(fired.get() + 1);
-            late.set(Instant::now().saturating_duration_since(base + delay));
+            FIRED.with(|f| f.set(f.get() + 1));
+            let due = BASE.with(Cell::get).expect("set") + delay;
+            LATE.with(|l| l.set(Instant::now().saturating_duration_since(due)));
         });
     }
     let setup = t.elapsed().as_secs_f64();
     let t = Instant::now();
     ev.run().unwrap();
     let run = t.elapsed().as_secs_f64();
-    assert_eq!(fired.get(), n);
+    assert_eq!(FIRED.with(Cell::get), n);
     let extra = format!(
         ",\"setup_secs\":{setup:.6},\"run_secs\":{run:.6},\"last_late_ms\":{:.3}",
-        late.get().as_secs_f64() * 1e3
+        LATE.with(Cell::get).as_secs_f64() * 1e3
     );
     report("W3", n, setup + run, &extra);
 }
@@ -135,14 +144,19 @@ fn cancel(n: u64) {
 /// "PING\n" goes back and forth `n` times in all, over `conns` connections.
 fn ping_pong(n: u64, conns: u64, name: &str) {
     let mut ev = EventLoop::new().unwrap();
-    let server = tcp::listen(&mut ev, "127.0.0.1:0".parse().unwrap(), Default::default(), |ev, c| {
-        c.unwrap()
-            .read_start(ev, |ev, s, data| match data {
-                Ok([]) | Err(_) => drop(s.close(ev, |_| {})),
-                Ok(bytes) => drop(s.write(ev, bytes.to_vec(), |_, _| {})),
-            })
-            .unwrap();
-    })
+    let server = tcp::listen(
+        &mut ev,
+        "127.0.0.1:0".parse().unwrap(),
+        Default::default(),
+        |ev, c| {
+            c.unwrap()
+                .read_start(ev, |ev, s, data| match data {
+                    Ok([]) | Err(_) => drop(s.close(ev, |_| {})),
+                    Ok(bytes) => drop(s.write(ev, bytes, |_, _| {})),
+                })
+                .unwrap();
+        },
+    )
     .unwrap();
     let addr = server.local_addr().unwrap();
     let per_conn = n / conns;

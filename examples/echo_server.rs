@@ -24,7 +24,7 @@ fn on_data(ev: &mut EventLoop, conn: &Stream, data: io::Result<&[u8]>) {
             let _ = conn.close(ev, |_| {});
         }
         Ok(bytes) => {
-            let below_high_water = conn.write(ev, bytes.to_vec(), |_, _| {}).unwrap_or(true);
+            let below_high_water = conn.write(ev, bytes, |_, _| {}).unwrap_or(true);
             if !below_high_water {
                 let _ = conn.read_stop(ev);
                 conn.on_drain(|ev, conn| {

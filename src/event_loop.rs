@@ -325,6 +325,7 @@ impl EventLoop {
         if self.stop_requested {
             return Ok(());
         }
+        self.timers.purge_dead_top(); // an exact next deadline for the timeout
         let timeout = if may_block {
             self.backend_timeout()
         } else {
@@ -370,6 +371,7 @@ impl EventLoop {
                 }
             }
         }
+        self.timers.release_memory();
     }
 
     fn run_ready(&mut self) {

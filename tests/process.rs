@@ -62,7 +62,7 @@ fn stdin_pipe_feeds_the_child() {
     let mut child = process::spawn(&mut ev, cmd, |_, st| assert!(st.success())).unwrap();
     let stdin = child.stdin.take().unwrap();
     stdin
-        .write(&mut ev, b"shout this".to_vec(), |_, r| r.unwrap())
+        .write(&mut ev, b"shout this", |_, r| r.unwrap())
         .unwrap();
     stdin.shutdown(&mut ev, |_, r| r.unwrap()).unwrap();
     let out = collect(&mut ev, child.stdout.take().unwrap());
@@ -126,7 +126,7 @@ fn extra_fds_reach_the_child_at_chosen_numbers() {
     let child = process::spawn(&mut ev, cmd, |_, st| assert!(st.success())).unwrap();
     let to_child = Stream::from_fd(&mut ev, to_child_w).unwrap();
     to_child
-        .write(&mut ev, b"hello\n".to_vec(), |_, r| r.unwrap())
+        .write(&mut ev, b"hello\n", |_, r| r.unwrap())
         .unwrap();
     to_child.shutdown(&mut ev, |_, r| r.unwrap()).unwrap();
     let from_child = Stream::from_fd(&mut ev, from_child_r).unwrap();

@@ -35,12 +35,11 @@ fn thousand_ping_pong_round_trips() {
                 s.close(ev, |_| {}).unwrap();
                 server.close(ev);
             } else {
-                s.write(ev, b"PING\n".to_vec(), |_, r| r.unwrap()).unwrap();
+                s.write(ev, b"PING\n", |_, r| r.unwrap()).unwrap();
             }
         })
         .unwrap();
-        conn.write(ev, b"PING\n".to_vec(), |_, r| r.unwrap())
-            .unwrap();
+        conn.write(ev, b"PING\n", |_, r| r.unwrap()).unwrap();
     })
     .unwrap();
     ev.run().unwrap();
@@ -216,8 +215,7 @@ fn peer_reset_mid_stream_reaches_the_read_callback() {
     let srv = server.clone();
     tcp::connect(&mut ev, addr, move |ev, conn| {
         let conn = conn.unwrap();
-        conn.write(ev, b"partial".to_vec(), |_, r| r.unwrap())
-            .unwrap();
+        conn.write(ev, b"partial", |_, r| r.unwrap()).unwrap();
         // After the data went out, reset: SO_LINGER 0 then close sends RST.
         ev.set_timeout(Duration::from_millis(20), move |ev| {
             conn.with_socket(|s| s.set_linger(Some(Duration::ZERO)))
@@ -248,9 +246,7 @@ fn write_after_close_is_an_error_and_close_twice_too() {
         conn.close(ev, |_| {}).unwrap();
         assert!(conn.is_closed());
         let err = conn
-            .write(ev, b"x".to_vec(), |_, _| {
-                panic!("callback of a refused write")
-            })
+            .write(ev, b"x", |_, _| panic!("callback of a refused write"))
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotConnected);
         assert!(conn.close(ev, |_| panic!("second close callback")).is_err());
@@ -336,8 +332,7 @@ fn read_stop_really_stops_callbacks() {
         })
         .unwrap();
         for _ in 0..5 {
-            conn.write(ev, b"data".to_vec(), |_, res| res.unwrap())
-                .unwrap();
+            conn.write(ev, b"data", |_, res| res.unwrap()).unwrap();
         }
         ev.set_timeout(Duration::from_millis(50), move |ev| {
             conn.close(ev, |_| {}).unwrap();
@@ -377,7 +372,7 @@ fn shutdown_half_closes_after_flushing() {
         })
         .unwrap();
         assert!(
-            conn.write(ev, b"late".to_vec(), |_, _| {}).is_err(),
+            conn.write(ev, b"late", |_, _| {}).is_err(),
             "write after shutdown"
         );
         conn.read_start(ev, move |ev, s, data| match data.unwrap() {

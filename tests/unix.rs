@@ -28,7 +28,7 @@ fn unix_socket_echo() {
     unix::connect(&mut ev, &path, move |ev, conn| {
         let conn = conn.unwrap();
         assert!(conn.local_addr().is_err(), "not an IP socket");
-        conn.write(ev, b"over a unix socket".to_vec(), |_, r| r.unwrap())
+        conn.write(ev, b"over a unix socket", |_, r| r.unwrap())
             .unwrap();
         conn.read_start(ev, move |ev, s, data| {
             g.borrow_mut().extend_from_slice(data.unwrap());
@@ -98,7 +98,7 @@ fn writing_to_a_pipe_whose_reader_is_gone_is_epipe() {
     r.close(&mut ev, |_| {}).unwrap();
     let err = Rc::new(RefCell::new(None));
     let e = err.clone();
-    w.write(&mut ev, b"nobody reads".to_vec(), move |_, r| {
+    w.write(&mut ev, b"nobody reads", move |_, r| {
         *e.borrow_mut() = Some(r.unwrap_err().kind())
     })
     .unwrap();

@@ -345,11 +345,12 @@ pub unsafe extern "C" fn evl_stream_write(
         let Some(stream) = stream_of(ev, s) else {
             return EINVAL;
         };
-        let bytes = if len == 0 {
-            Vec::new()
+        let bytes: &[u8] = if len == 0 {
+            &[]
         } else {
-            // SAFETY: C passes `len` readable bytes at `buf` (header contract).
-            unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }.to_vec()
+            // SAFETY: C passes `len` readable bytes at `buf` (header contract);
+            // `write` copies what it queues before returning.
+            unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }
         };
         let (owned, done) = status_done(lp, cb, data, free_data);
         match stream.write(ev, bytes, done) {

@@ -210,13 +210,16 @@ impl Stream {
     /// Returns `Ok(false)` when the queue is above the high water mark: stop
     /// writing until the drain callback runs. Fails at once, without calling
     /// `done`, if the stream is closed or shut down.
+    ///
+    /// `data` is copied only if the OS does not take all of it at once, so a
+    /// small write from a borrowed buffer allocates nothing.
     pub fn write(
         &self,
         ev: &mut EventLoop,
-        data: impl Into<Vec<u8>>,
+        data: impl AsRef<[u8]>,
         done: impl FnOnce(&mut EventLoop, io::Result<()>) + 'static,
     ) -> io::Result<bool> {
-        let data = data.into();
+        let data = data.as_ref();
         let mut i = self.inner.borrow_mut();
         if i.closed {
             return Err(closed_error());
@@ -227,7 +230,7 @@ impl Stream {
         let mut written = 0;
         if i.writes.is_empty() {
             // Nothing queued: try the fd now, saving a trip through the poller.
-            match i.send(&data) {
+            match i.send(data) {
                 Ok(n) if n == data.len() => {
                     drop(i);
                     ev.call_soon(move |ev| done(ev, Ok(())));
@@ -244,8 +247,8 @@ impl Stream {
         }
         i.queued += data.len() - written;
         i.writes.push_back(PendingWrite {
-            data,
-            written,
+            data: data[written..].to_vec(),
+            written: 0,
             done: Box::new(done),
         });
         if i.queued > i.high_water {

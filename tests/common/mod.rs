@@ -48,7 +48,7 @@ pub fn echo(ev: &mut EventLoop, conn: &Stream) {
             let _ = s.close(ev, |_| {});
         }
         Ok(bytes) => {
-            s.write(ev, bytes.to_vec(), |_, r| {
+            s.write(ev, bytes, |_, r| {
                 let _ = r;
             })
             .unwrap();
