@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use super::{
-    disarm_shared, errno, evl_cb, evl_free_cb, evl_handle, evl_loop, guard, guard_void, loop_mut,
+    errno, evl_cb, evl_free_cb, evl_handle, evl_loop, guard, guard_void, loop_mut, or_disarm,
     shared_data, CData, Current, Ids, EINVAL,
 };
 use crate::{EventLoop, Interest};
@@ -331,7 +331,7 @@ pub unsafe extern "C" fn evl_io_start(
         };
         // SAFETY: the header's contract for evl_io_start: the caller keeps
         // `fd` open until evl_io_stop or evl_loop_free.
-        match unsafe { ev.watch_raw_fd(fd, interest, callback) } {
+        match or_disarm(unsafe { ev.watch_raw_fd(fd, interest, callback) }, &owned) {
             Ok(wid) => {
                 let ids = ev.layer_state::<Ids>();
                 let cid = ids.next_id();
@@ -340,10 +340,7 @@ pub unsafe extern "C" fn evl_io_start(
                 unsafe { put(out, cid) };
                 0
             }
-            Err(e) => {
-                disarm_shared(&owned); // a failed call never calls free_data
-                errno(&e)
-            }
+            Err(rc) => rc,
         }
     })
 }

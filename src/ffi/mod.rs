@@ -92,10 +92,20 @@ pub(crate) fn shared_data(data: *mut c_void, free: evl_free_cb) -> SharedData {
     std::rc::Rc::new(Cell::new(Some(CData::new(data, free))))
 }
 
-pub(crate) fn disarm_shared(data: &SharedData) {
+fn disarm_shared(data: &SharedData) {
     if let Some(d) = data.take() {
         d.disarm();
     }
+}
+
+/// The outcome of a fallible call that handed `owned` to a callback: its
+/// value, or (after disarming `owned`, since a failed call never calls
+/// free_data) the negative errno to return.
+pub(crate) fn or_disarm<T>(result: io::Result<T>, owned: &SharedData) -> Result<T, c_int> {
+    result.map_err(|e| {
+        disarm_shared(owned);
+        errno(&e)
+    })
 }
 
 impl Drop for CData {

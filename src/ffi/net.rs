@@ -11,9 +11,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use super::{
-    disarm_shared, errno, evl_cb, evl_free_cb, evl_loop, guard, shared_data, Current, EINVAL,
-};
+use super::{errno, evl_cb, evl_free_cb, evl_loop, guard, or_disarm, shared_data, Current, EINVAL};
 use crate::net::{tcp, Server, Stream};
 use crate::EventLoop;
 
@@ -151,7 +149,7 @@ pub unsafe extern "C" fn evl_tcp_listen(
                 )
             });
         });
-        match result {
+        match or_disarm(result, &owned) {
             Ok(server) => {
                 let p = Box::into_raw(Box::new(evl_server { server }));
                 me.set(p as usize);
@@ -160,10 +158,7 @@ pub unsafe extern "C" fn evl_tcp_listen(
                 unsafe { out.write(p) };
                 0
             }
-            Err(e) => {
-                disarm_shared(&owned);
-                errno(&e)
-            }
+            Err(rc) => rc,
         }
     })
 }
@@ -234,12 +229,9 @@ pub unsafe extern "C" fn evl_tcp_connect(
             });
             drop(keep);
         });
-        match result {
+        match or_disarm(result, &owned) {
             Ok(()) => 0,
-            Err(e) => {
-                disarm_shared(&owned);
-                errno(&e)
-            }
+            Err(rc) => rc,
         }
     })
 }
@@ -279,12 +271,9 @@ pub unsafe extern "C" fn evl_stream_read_start(
                 )
             });
         });
-        match result {
+        match or_disarm(result, &owned) {
             Ok(()) => 0,
-            Err(e) => {
-                disarm_shared(&owned);
-                errno(&e)
-            }
+            Err(rc) => rc,
         }
     })
 }
@@ -301,7 +290,7 @@ pub unsafe extern "C" fn evl_stream_read_stop(lp: *mut evl_loop, s: *mut evl_str
 }
 
 /// A status callback (may be NULL) and its data, as a Rust `done`, for a
-/// call that may still fail: on failure, [`disarm_shared`] the first value.
+/// call that may still fail: pass the first value to [`or_disarm`] with its result.
 fn status_done(
     lp: *mut evl_loop,
     cb: evl_status_cb,
@@ -353,12 +342,9 @@ pub unsafe extern "C" fn evl_stream_write(
             unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }
         };
         let (owned, done) = status_done(lp, cb, data, free_data);
-        match stream.write(ev, bytes, done) {
+        match or_disarm(stream.write(ev, bytes, done), &owned) {
             Ok(below_high_water) => c_int::from(below_high_water),
-            Err(e) => {
-                disarm_shared(&owned);
-                errno(&e)
-            }
+            Err(rc) => rc,
         }
     })
 }
@@ -395,12 +381,9 @@ pub unsafe extern "C" fn evl_stream_shutdown(
             return EINVAL;
         };
         let (owned, done) = status_done(lp, cb, data, free_data);
-        match stream.shutdown(ev, done) {
+        match or_disarm(stream.shutdown(ev, done), &owned) {
             Ok(()) => 0,
-            Err(e) => {
-                disarm_shared(&owned);
-                errno(&e)
-            }
+            Err(rc) => rc,
         }
     })
 }
@@ -435,12 +418,9 @@ pub unsafe extern "C" fn evl_stream_close(
                 drop(unsafe { Box::from_raw(su as *mut evl_stream) });
             }
         });
-        match result {
+        match or_disarm(result, &owned) {
             Ok(()) => 0,
-            Err(e) => {
-                disarm_shared(&owned);
-                errno(&e)
-            }
+            Err(rc) => rc,
         }
     })
 }

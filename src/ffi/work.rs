@@ -3,8 +3,7 @@
 use std::ffi::{c_int, c_void};
 
 use super::{
-    disarm_shared, errno, evl_free_cb, evl_loop, guard, loop_api::put, shared_data, Current, Ids,
-    EINVAL,
+    evl_free_cb, evl_loop, guard, loop_api::put, or_disarm, shared_data, Current, Ids, EINVAL,
 };
 use crate::{signal, EventLoop, JobError};
 
@@ -54,17 +53,14 @@ pub unsafe extern "C" fn evl_queue_work(
                 drop(keep); // free_data runs after done
             },
         );
-        match result {
+        match or_disarm(result, &owned) {
             Ok(job) => {
                 ev.layer_state::<Ids>().jobs.insert(cid, job);
                 // SAFETY: header contract: `out` is NULL or writable.
                 unsafe { put(out, cid) };
                 0
             }
-            Err(e) => {
-                disarm_shared(&owned);
-                errno(&e)
-            }
+            Err(rc) => rc,
         }
     })
 }
@@ -103,7 +99,7 @@ pub unsafe extern "C" fn evl_signal_start(
                 cb(lpu as *mut evl_loop, signum, ptr as *mut c_void)
             });
         });
-        match result {
+        match or_disarm(result, &owned) {
             Ok(sid) => {
                 let ids = ev.layer_state::<Ids>();
                 let cid = ids.next_id();
@@ -112,10 +108,7 @@ pub unsafe extern "C" fn evl_signal_start(
                 unsafe { put(out, cid) };
                 0
             }
-            Err(e) => {
-                disarm_shared(&owned);
-                errno(&e)
-            }
+            Err(rc) => rc,
         }
     })
 }
