@@ -37,6 +37,9 @@ use crate::timer::{Callback, Fired, Interval, IntervalBox, TimerId, TimerQueue};
 
 type PanicHandler = Box<dyn FnMut(&mut EventLoop, Box<dyn Any + Send>)>;
 
+/// Callbacks that keep the loop from polling this long are logged (warn).
+const SLOW_PASS: Duration = Duration::from_millis(100);
+
 /// A single-threaded, callback-based event loop.
 ///
 /// See the [crate docs](crate) for the model, the order of a pass and the
@@ -320,8 +323,21 @@ impl EventLoop {
             self.timers.len(),
             self.io.len()
         );
-        self.run_timers();
-        self.run_ready();
+        if log::log_enabled!(log::Level::Warn) {
+            let started = Instant::now();
+            self.run_timers();
+            self.run_ready();
+            let took = started.elapsed();
+            if took >= SLOW_PASS {
+                log::warn!(
+                    "evloop: timer and ready callbacks of pass {} took {took:?}; the loop could not poll meanwhile",
+                    self.iterations
+                );
+            }
+        } else {
+            self.run_timers();
+            self.run_ready();
+        }
         if self.stop_requested {
             return Ok(());
         }

@@ -25,7 +25,7 @@
 use std::any::Any;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
@@ -465,8 +465,18 @@ impl EventLoop {
                 },
             )
         }));
+        let started = log::log_enabled!(log::Level::Warn).then(Instant::now);
         for &(key, readiness) in &fired {
             self.dispatch(key, readiness);
+        }
+        if let Some(took) = started
+            .map(|t| t.elapsed())
+            .filter(|t| t.as_millis() >= 100)
+        {
+            log::warn!(
+                "evloop: IO callbacks of {} watchers took {took:?}",
+                fired.len()
+            );
         }
         self.io.fired = fired;
         Ok(())
