@@ -323,7 +323,7 @@ impl EventLoop {
             self.timers.len(),
             self.io.len()
         );
-        if log::log_enabled!(log::Level::Warn) {
+        if log::max_level() >= log::LevelFilter::Warn {
             let started = Instant::now();
             self.run_timers();
             self.run_ready();

@@ -465,7 +465,7 @@ impl EventLoop {
                 },
             )
         }));
-        let started = log::log_enabled!(log::Level::Warn).then(Instant::now);
+        let started = (log::max_level() >= log::LevelFilter::Warn).then(Instant::now);
         for &(key, readiness) in &fired {
             self.dispatch(key, readiness);
         }
