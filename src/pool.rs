@@ -17,7 +17,7 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use slab::Slab;
 
@@ -218,7 +218,9 @@ impl EventLoop {
             slot: u32::try_from(slot).expect("more than 4 billion jobs"),
             serial,
         };
-        let shared: Arc<Shared> = self.shared.clone();
+        // Weak: a job still running when the loop is dropped must not keep
+        // the loop's poller (and its fds) alive.
+        let shared: Weak<Shared> = Arc::downgrade(&self.shared);
         let job = Job {
             serial,
             work: Box::new(move || {
@@ -227,10 +229,10 @@ impl EventLoop {
                     Ok(()) => Ok(Box::new(value.take().expect("set")) as Box<dyn Any + Send>),
                     Err(p) => Err(JobError::Panicked(panic_message(&*p))),
                 };
-                // Err: the loop is gone; the outcome drops here, on this thread.
-                let _ = shared.post(Box::new(move |ev: &mut EventLoop| {
-                    ev.finish_job(id, outcome)
-                }));
+                // None or Err: the loop is gone; the outcome drops here.
+                if let Some(shared) = shared.upgrade() {
+                    let _ = shared.post(move |ev: &mut EventLoop| ev.finish_job(id, outcome));
+                }
             }),
         };
         if let Err(e) = self.pool.submit(job) {

@@ -73,5 +73,5 @@ fn http_get_against_a_server_in_the_same_loop() {
         reqs[0]
     );
     drop(ev);
-    assert_eq!(common::open_fds(), fds);
+    common::assert_fds_back_to(fds);
 }

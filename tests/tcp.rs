@@ -7,7 +7,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{echo_server, open_fds, serial};
+use common::{assert_fds_back_to, echo_server, open_fds, serial};
 use evloop::net::{tcp, Stream};
 use evloop::EventLoop;
 
@@ -52,7 +52,7 @@ fn thousand_ping_pong_round_trips() {
         1000.0 / secs
     );
     drop(ev);
-    assert_eq!(open_fds(), fds, "no fd left open");
+    assert_fds_back_to(fds);
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn eight_mebibytes_echoed_back_byte_exact() {
     assert_eq!(received.borrow().len(), N);
     assert!(*received.borrow() == data, "byte-exact");
     drop(ev);
-    assert_eq!(open_fds(), fds);
+    assert_fds_back_to(fds);
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn five_hundred_concurrent_connections_on_one_loop() {
     assert_eq!(open.borrow().len(), 500, "all 500 connected");
     drop(open);
     drop(ev);
-    assert_eq!(open_fds(), fds);
+    assert_fds_back_to(fds);
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn connect_refused_is_an_error_in_the_callback() {
     ev.run().unwrap();
     assert_eq!(*err.borrow(), Some(io::ErrorKind::ConnectionRefused));
     drop(ev);
-    assert_eq!(open_fds(), fds);
+    assert_fds_back_to(fds);
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn peer_reset_mid_stream_reaches_the_read_callback() {
     assert_eq!(seen[1], Err(io::ErrorKind::ConnectionReset));
     assert_eq!(seen.len(), 2);
     drop(ev);
-    assert_eq!(open_fds(), fds);
+    assert_fds_back_to(fds);
 }
 
 #[test]
@@ -321,7 +321,7 @@ fn close_with_32_queued_writes_runs_all_write_callbacks_before_the_close_callbac
     }
     assert!(log.iter().any(|l| l.starts_with("cancelled")), "{log:?}");
     drop(ev);
-    assert_eq!(open_fds(), fds);
+    assert_fds_back_to(fds);
 }
 
 #[test]

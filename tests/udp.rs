@@ -7,7 +7,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 
-use common::{open_fds, serial};
+use common::{assert_fds_back_to, open_fds, serial};
 use evloop::net::udp::UdpSocket;
 use evloop::EventLoop;
 
@@ -64,7 +64,7 @@ fn datagrams_both_ways_with_source_addresses() {
     assert_eq!(err.kind(), io::ErrorKind::NotConnected);
     drop((a, b));
     drop(ev);
-    assert_eq!(open_fds(), fds);
+    assert_fds_back_to(fds);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 
-use common::{echo, open_fds, serial};
+use common::{assert_fds_back_to, echo, open_fds, serial};
 use evloop::net::unix;
 use evloop::EventLoop;
 
@@ -44,7 +44,7 @@ fn unix_socket_echo() {
     assert_eq!(&*got.borrow(), b"over a unix socket");
     std::fs::remove_file(&path).unwrap();
     drop(ev);
-    assert_eq!(open_fds(), fds);
+    assert_fds_back_to(fds);
 }
 
 #[test]
@@ -87,7 +87,7 @@ fn pipe_carries_data_then_eof_with_the_stream_api() {
     w.close(&mut ev, |_| {}).unwrap();
     ev.run().unwrap();
     drop(ev);
-    assert_eq!(open_fds(), fds);
+    assert_fds_back_to(fds);
 }
 
 #[test]

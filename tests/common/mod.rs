@@ -19,6 +19,17 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// Asserts that the open fd count comes back to `before`. A pool thread may
+/// still hold the dropped loop for a moment after posting its last result,
+/// so this waits (up to 10 s) rather than reading the count once.
+pub fn assert_fds_back_to(before: usize) {
+    let start = std::time::Instant::now();
+    while open_fds() != before && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(open_fds(), before, "no fd left open");
+}
+
 /// An echo server on 127.0.0.1 (port chosen by the OS): every byte read is
 /// written back; at EOF the echo is flushed, then the connection closed.
 pub fn echo_server(ev: &mut EventLoop) -> (Server, SocketAddr) {
