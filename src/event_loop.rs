@@ -55,7 +55,6 @@ pub struct EventLoop {
     pub(crate) pool: Pool,
     epoch: Instant,
     now: Instant,
-    now_ns: u64,
     running: bool,
     stop_requested: bool,
     panic_handler: Option<PanicHandler>,
@@ -79,7 +78,6 @@ impl EventLoop {
             pool: Pool::new(),
             epoch: now,
             now,
-            now_ns: 0,
             running: false,
             stop_requested: false,
             panic_handler: None,
@@ -204,7 +202,6 @@ impl EventLoop {
     /// Refreshes the cached loop time from the clock.
     pub fn update_time(&mut self) {
         self.now = Instant::now();
-        self.now_ns = duration_ns(self.now.saturating_duration_since(self.epoch));
     }
 
     /// True if anything could still produce a callback: a queued callback, a
@@ -291,8 +288,14 @@ impl EventLoop {
         self.shared.poller.as_raw_fd()
     }
 
+    /// The loop time as nanoseconds since the loop was made (timer deadlines
+    /// use this scale); computed on demand, not every pass.
+    fn now_ns(&self) -> u64 {
+        duration_ns(self.now.saturating_duration_since(self.epoch))
+    }
+
     fn deadline_after(&self, delay: Duration) -> u64 {
-        self.now_ns.saturating_add(duration_ns(delay))
+        self.now_ns().saturating_add(duration_ns(delay))
     }
 
     /// Guards against re-entry, and restores `running` however `body` ends.
@@ -364,7 +367,10 @@ impl EventLoop {
     }
 
     fn run_timers(&mut self) {
-        let now = self.now_ns;
+        if self.timers.len() == 0 {
+            return;
+        }
+        let now = self.now_ns();
         let mark = self.timers.order_mark();
         while let Some(fired) = self.timers.pop_due(now, mark) {
             match fired {
@@ -376,7 +382,7 @@ impl EventLoop {
                 }
                 Fired::Every(id, mut interval) => {
                     log::trace!("evloop: run interval {id:?}");
-                    let started = self.now_ns;
+                    let started = self.now_ns();
                     let result = catch(|| (interval.f)(self));
                     let next = started.saturating_add(duration_ns(interval.period));
                     // Dropped here if the interval was cleared while it ran.
@@ -408,8 +414,10 @@ impl EventLoop {
 
     fn run_posts(&mut self) {
         self.shared.take_posts(&mut self.post_buf);
-        for post in self.post_buf.drain(..) {
-            self.posted.push(post);
+        if !self.post_buf.is_empty() {
+            for post in self.post_buf.drain(..) {
+                self.posted.push(post);
+            }
         }
         let mut left = self.posted.len();
         while left > 0 {
@@ -460,6 +468,11 @@ pub(crate) fn catch(f: impl FnOnce()) -> Result<(), Box<dyn Any + Send>> {
     panic::catch_unwind(AssertUnwindSafe(f))
 }
 
+/// `d` in nanoseconds, saturating at `u64::MAX` (584 years). Plain u64
+/// arithmetic: this runs every pass.
 fn duration_ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(u64::from(d.subsec_nanos())))
+        .unwrap_or(u64::MAX)
 }

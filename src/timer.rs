@@ -162,6 +162,9 @@ impl TimerQueue {
 
     /// Pops cleared timers off the top of the heap.
     pub(crate) fn purge_dead_top(&mut self) {
+        if self.dead == 0 {
+            return;
+        }
         while let Some(top) = self.heap.first() {
             if !matches!(self.entries[top.slot as usize].callback, Callback::Dead) {
                 return;
@@ -379,6 +382,9 @@ impl TimerQueue {
     /// the heap is dense and shrinks at a quarter full; the slab can only drop
     /// its vacant tail, so after each try the next one waits until `len` halves.
     pub(crate) fn release_memory(&mut self) {
+        if self.entries.capacity() < SHRINK_MIN && self.heap.capacity() < SHRINK_MIN {
+            return;
+        }
         let len = self.entries.len();
         if len == 0 {
             if self.entries.capacity() >= SHRINK_MIN {
