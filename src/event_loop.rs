@@ -55,6 +55,8 @@ pub struct EventLoop {
     pub(crate) pool: Pool,
     epoch: Instant,
     now: Instant,
+    /// `now` in ns since `epoch`, once asked for in this pass (timers only).
+    now_ns: Option<u64>,
     running: bool,
     stop_requested: bool,
     panic_handler: Option<PanicHandler>,
@@ -78,6 +80,7 @@ impl EventLoop {
             pool: Pool::new(),
             epoch: now,
             now,
+            now_ns: None,
             running: false,
             stop_requested: false,
             panic_handler: None,
@@ -202,6 +205,7 @@ impl EventLoop {
     /// Refreshes the cached loop time from the clock.
     pub fn update_time(&mut self) {
         self.now = Instant::now();
+        self.now_ns = None;
     }
 
     /// True if anything could still produce a callback: a queued callback, a
@@ -289,12 +293,14 @@ impl EventLoop {
     }
 
     /// The loop time as nanoseconds since the loop was made (timer deadlines
-    /// use this scale); computed on demand, not every pass.
-    fn now_ns(&self) -> u64 {
-        duration_ns(self.now.saturating_duration_since(self.epoch))
+    /// use this scale); computed once per pass, and only if timers need it.
+    fn now_ns(&mut self) -> u64 {
+        *self
+            .now_ns
+            .get_or_insert_with(|| duration_ns(self.now.saturating_duration_since(self.epoch)))
     }
 
-    fn deadline_after(&self, delay: Duration) -> u64 {
+    fn deadline_after(&mut self, delay: Duration) -> u64 {
         self.now_ns().saturating_add(duration_ns(delay))
     }
 

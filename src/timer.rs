@@ -382,10 +382,11 @@ impl TimerQueue {
     /// the heap is dense and shrinks at a quarter full; the slab can only drop
     /// its vacant tail, so after each try the next one waits until `len` halves.
     pub(crate) fn release_memory(&mut self) {
-        if self.entries.capacity() < SHRINK_MIN && self.heap.capacity() < SHRINK_MIN {
+        let len = self.entries.len();
+        // The common case, first: nothing to give back.
+        if len != 0 && len >= self.heap.capacity() / 4 && len >= self.shrink_below {
             return;
         }
-        let len = self.entries.len();
         if len == 0 {
             if self.entries.capacity() >= SHRINK_MIN {
                 self.entries = Slab::new();
