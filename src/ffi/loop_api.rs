@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     errno, evl_cb, evl_free_cb, evl_handle, evl_loop, guard, guard_void, loop_mut, or_disarm,
-    shared_data, CData, Current, Ids, EINVAL,
+    publish, shared_data, CData, Current, Ids, EINVAL,
 };
 use crate::{EventLoop, Interest};
 
@@ -19,17 +19,6 @@ const EVL_READABLE: c_int = 1;
 const EVL_WRITABLE: c_int = 2;
 const EVL_HANGUP: c_int = 4;
 const EVL_ERROR: c_int = 8;
-
-/// Writes `value` through `out` if it is not NULL.
-///
-/// # Safety
-/// `out` is NULL or valid for a write.
-pub(crate) unsafe fn put<T>(out: *mut T, value: T) {
-    if !out.is_null() {
-        // SAFETY: the caller passes NULL or a valid pointer (header contract).
-        unsafe { out.write(value) }
-    }
-}
 
 #[no_mangle]
 pub unsafe extern "C" fn evl_loop_new(out: *mut *mut evl_loop) -> c_int {
@@ -189,10 +178,8 @@ fn set_timer(
                 drop(data);
             })
         };
-        ev.layer_state::<Ids>().timers.insert(cid, id);
         // SAFETY: header contract: `out` is NULL or writable.
-        unsafe { put(out, cid) };
-        0
+        unsafe { publish(ev, |ids| &mut ids.timers, cid, id, out) }
     })
 }
 
@@ -333,12 +320,9 @@ pub unsafe extern "C" fn evl_io_start(
         // `fd` open until evl_io_stop or evl_loop_free.
         match or_disarm(unsafe { ev.watch_raw_fd(fd, interest, callback) }, &owned) {
             Ok(wid) => {
-                let ids = ev.layer_state::<Ids>();
-                let cid = ids.next_id();
-                ids.watches.insert(cid, wid);
+                let cid = ev.layer_state::<Ids>().next_id();
                 // SAFETY: header contract: `out` is NULL or writable.
-                unsafe { put(out, cid) };
-                0
+                unsafe { publish(ev, |ids| &mut ids.watches, cid, wid, out) }
             }
             Err(rc) => rc,
         }

@@ -134,6 +134,27 @@ impl Ids {
     }
 }
 
+/// Files `value` under the C id `cid` in the table `pick` chooses, writes
+/// `cid` through `out` (if not NULL) and returns 0: the tail of every call
+/// that hands C an id.
+///
+/// # Safety
+/// `out` is NULL or valid for a write (the header's contract).
+pub(crate) unsafe fn publish<T>(
+    ev: &mut EventLoop,
+    pick: fn(&mut Ids) -> &mut HashMap<u64, T>,
+    cid: u64,
+    value: T,
+    out: *mut u64,
+) -> c_int {
+    pick(ev.layer_state::<Ids>()).insert(cid, value);
+    if !out.is_null() {
+        // SAFETY: the caller's contract: `out` is valid for a write.
+        unsafe { out.write(cid) };
+    }
+    0
+}
+
 thread_local! {
     /// The loop whose callback is running on this thread: (C pointer, live
     /// `&mut EventLoop` of the callback).

@@ -2,9 +2,7 @@
 
 use std::ffi::{c_int, c_void};
 
-use super::{
-    evl_free_cb, evl_loop, guard, loop_api::put, or_disarm, shared_data, Current, Ids, EINVAL,
-};
+use super::{evl_free_cb, evl_loop, guard, or_disarm, publish, shared_data, Current, Ids, EINVAL};
 use crate::{signal, EventLoop, JobError};
 
 /// `void (*)(void *data)`: runs on a pool thread.
@@ -54,12 +52,8 @@ pub unsafe extern "C" fn evl_queue_work(
             },
         );
         match or_disarm(result, &owned) {
-            Ok(job) => {
-                ev.layer_state::<Ids>().jobs.insert(cid, job);
-                // SAFETY: header contract: `out` is NULL or writable.
-                unsafe { put(out, cid) };
-                0
-            }
+            // SAFETY: header contract: `out` is NULL or writable.
+            Ok(job) => unsafe { publish(ev, |ids| &mut ids.jobs, cid, job, out) },
             Err(rc) => rc,
         }
     })
@@ -101,12 +95,9 @@ pub unsafe extern "C" fn evl_signal_start(
         });
         match or_disarm(result, &owned) {
             Ok(sid) => {
-                let ids = ev.layer_state::<Ids>();
-                let cid = ids.next_id();
-                ids.signals.insert(cid, sid);
+                let cid = ev.layer_state::<Ids>().next_id();
                 // SAFETY: header contract: `out` is NULL or writable.
-                unsafe { put(out, cid) };
-                0
+                unsafe { publish(ev, |ids| &mut ids.signals, cid, sid, out) }
             }
             Err(rc) => rc,
         }
