@@ -13,9 +13,16 @@
 //! Two rules keep a dead fd from spinning the loop: a watcher with no interest
 //! is removed from the poller (epoll reports hang-ups even with an empty
 //! interest set), and a hang-up or error with no bytes left to read is
-//! delivered once; if the callback left the watcher as it was, it is then
-//! *parked*: no longer polled, no longer keeping the loop alive, until
-//! [`EventLoop::set_interest`] re-arms it or it is removed.
+//! delivered once; if the callback left the watcher as it was and the fd
+//! still reports the hang-up or error afterwards, the watcher is *parked*: no
+//! longer polled, no longer keeping the loop alive, until
+//! [`EventLoop::set_interest`] re-arms it or it is removed. The check comes
+//! after the callback because some errors are transient: a UDP socket's
+//! callback drains its error queue, and the socket then goes on receiving.
+//!
+//! An fd can be watched once per loop, whatever the interest: a second watch
+//! fails with `AlreadyExists` at once, even while the first has no interest
+//! and so is not in the poller.
 //!
 //! Each poller key holds the watcher's slot and the low bits of a serial
 //! number, so an event collected for a watcher that was removed earlier in the
@@ -23,6 +30,7 @@
 //! took the slot.
 
 use std::any::Any;
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -153,6 +161,8 @@ pub(crate) struct Watchers {
     next_serial: u64,
     registered: usize,
     keeping_alive: usize,
+    /// The fds of all watchers, polled or not: one watcher per fd.
+    fds: HashSet<RawFd>,
 }
 
 impl Watchers {
@@ -164,6 +174,7 @@ impl Watchers {
             next_serial: 1,
             registered: 0,
             keeping_alive: 0,
+            fds: HashSet::new(),
         }
     }
 
@@ -227,6 +238,7 @@ impl Watchers {
     /// Deregisters and removes an entry; its body (if not running) is returned.
     fn remove(&mut self, poller: &Poller, id: WatchId) -> Option<Box<dyn Body>> {
         let entry = self.entries.remove(id.slot as usize);
+        self.fds.remove(&entry.fd);
         if entry.registered {
             if let Err(e) = poller.delete(borrow(entry.fd)) {
                 log::warn!("evloop: deleting fd {} from the poller: {e}", entry.fd);
@@ -247,6 +259,7 @@ impl Watchers {
             }
         }
         self.entries.clear();
+        self.fds.clear();
         self.registered = 0;
         self.keeping_alive = 0;
     }
@@ -271,6 +284,19 @@ fn bytes_to_read(fd: RawFd) -> usize {
     } else {
         0
     }
+}
+
+/// True if `fd` still reports a hang-up or an error and has nothing to read:
+/// polling it again would spin.
+fn still_failed(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let rc = unsafe { libc::poll(&mut p, 1, 0) };
+    rc == 1 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0 && bytes_to_read(fd) == 0
 }
 
 impl EventLoop {
@@ -325,6 +351,12 @@ impl EventLoop {
         interest: Interest,
         body: Box<dyn Body>,
     ) -> io::Result<WatchId> {
+        if self.io.fds.contains(&fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("evloop: fd {fd} is already watched by this loop"),
+            ));
+        }
         let serial = self.io.next_serial;
         self.io.next_serial += 1;
         let slot = self.io.entries.insert(Entry {
@@ -356,6 +388,7 @@ impl EventLoop {
             log::debug!("evloop: cannot watch fd {fd}: {e}");
             return Err(e);
         }
+        self.io.fds.insert(fd);
         log::debug!("evloop: watch fd {fd} as {id:?} for {interest:?}");
         Ok(id)
     }
@@ -506,13 +539,14 @@ impl EventLoop {
         };
         let fd = entry.fd;
         log::trace!("evloop: io {id:?} fd {fd} {r:?}");
-        // A hang-up with nothing left to read is final: one delivery, then park.
-        let dead = (r.hangup || r.error) && bytes_to_read(fd) == 0;
+        // Delivered with nothing left to read: the callback sees the end.
+        let final_delivery = (r.hangup || r.error) && bytes_to_read(fd) == 0;
         let result = catch(|| body.fire(self, r));
         if let Some(entry) = self.io.get(id) {
             entry.body = Some(body);
             let untouched = entry.changes == changes && entry.registered;
-            if dead && untouched {
+            // ... and if the condition outlived that delivery, it is final.
+            if untouched && final_delivery && still_failed(fd) {
                 log::debug!("evloop: {id:?} hung up or failed; parked until set_interest");
                 entry.parked = true;
                 let _ = self.io.sync(&self.shared.poller, id);

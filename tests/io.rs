@@ -329,6 +329,37 @@ fn the_same_fd_twice_is_an_error() {
     drop(a);
 }
 
+/// A watcher with no interest is not in the poller, but still owns its fd:
+/// a second watch fails at once, whatever the two interests.
+#[test]
+fn a_paused_fd_cannot_be_watched_twice() {
+    let mut ev = EventLoop::new().unwrap();
+    let (a, _b) = pair();
+    let fd = a.as_raw_fd();
+    for (first, second) in [
+        (Interest::NONE, Interest::READABLE),
+        (Interest::NONE, Interest::NONE),
+        (Interest::WRITABLE, Interest::NONE),
+    ] {
+        // SAFETY: `a` stays open until after every watcher is gone.
+        let id = unsafe { ev.watch_raw_fd(fd, first, |_, _, _| {}) }.unwrap();
+        // SAFETY: as above.
+        let err = unsafe { ev.watch_raw_fd(fd, second, |_, _, _| {}) }.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        // The first watcher is untouched: it can be armed and removed.
+        ev.set_interest(id, Interest::READABLE).unwrap();
+        assert!(ev.unwatch(id));
+    }
+    // Once unwatched (or taken back), the fd can be watched again.
+    // SAFETY: as above.
+    let id = unsafe { ev.watch_raw_fd(fd, Interest::NONE, |_, _, _| {}) }.unwrap();
+    assert!(ev.unwatch(id));
+    let owned = ev.watch(a, Interest::NONE, |_, _, _| {}).unwrap();
+    let a: UnixStream = ev.take_watched(owned).unwrap();
+    let again = ev.watch(a, Interest::READABLE, |_, _, _| {}).unwrap();
+    assert!(ev.unwatch(again));
+}
+
 #[test]
 fn raw_fd_watcher_reports_the_fd() {
     let mut ev = EventLoop::new().unwrap();
