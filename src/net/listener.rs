@@ -2,26 +2,73 @@
 //!
 //! The listening socket is watched for readability; each readiness accepts
 //! until the backlog is empty (at most a batch, for fairness), and every new
-//! connection reaches the callback as a [`Stream`]. Accept errors that only
-//! concern one connection (`ECONNABORTED`) are skipped; others (`EMFILE`)
-//! reach the callback as `Err`.
+//! connection reaches the callback as a [`Stream`]. [`Server::close`] takes
+//! effect at once, also inside the connection callback: no further
+//! connection is delivered, even if more were waiting in the backlog.
+//!
+//! Accept errors come in two kinds. Those that concern one connection only
+//! (`ECONNABORTED`, `EPROTO`, `EPERM` from a firewall, network errors: the
+//! list accept(2) says to treat like `EAGAIN`) are skipped. The others
+//! (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`, ...) would repeat on every pass
+//! while the connection waits in the backlog, so the server *pauses*: it
+//! stops watching the socket and retries after a backoff (5 ms, doubling up
+//! to 1 s, as Go's `net/http` does), until an accept succeeds. The callback
+//! gets the error once per such episode, not once per try. Waiting clients
+//! stay in the backlog and are served once fds are free again (libuv instead
+//! closes them with a reserved fd; pausing keeps them and needs no spare fd).
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
+use std::time::Duration;
 
 use socket2::{SockAddr, Socket};
 
 use crate::net::Stream;
-use crate::{EventLoop, Interest, WatchId};
+use crate::{EventLoop, Interest, TimerId, WatchId};
 
 const ACCEPTS_PER_EVENT: usize = 64;
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// A listening socket. Stops listening on [`Server::close`].
 #[derive(Debug, Clone)]
 pub struct Server {
-    watch: Rc<Cell<Option<WatchId>>>,
+    state: Rc<RefCell<Listening>>,
     local: SockAddr,
+}
+
+/// What the server's handles and its watcher share.
+#[derive(Debug)]
+struct Listening {
+    /// `None` once closed.
+    watch: Option<WatchId>,
+    keeps_alive: bool,
+    /// The retry timer while paused after an accept error.
+    backoff: Option<TimerId>,
+    next_delay: Duration,
+    /// The current episode of accept errors was reported to the callback.
+    reported: bool,
+}
+
+/// Errors of one connection only: the next accept may well succeed.
+fn concerns_one_connection(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EINTR
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+        )
+    )
 }
 
 impl Server {
@@ -35,30 +82,45 @@ impl Server {
     ) -> io::Result<Server> {
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
+        let state = Rc::new(RefCell::new(Listening {
+            watch: None,
+            keeps_alive: true,
+            backoff: None,
+            next_delay: FIRST_BACKOFF,
+            reported: false,
+        }));
+        let st = state.clone();
         let watch = ev.watch(socket, Interest::READABLE, move |ev, socket, _| {
             for _ in 0..ACCEPTS_PER_EVENT {
+                if st.borrow().watch.is_none() {
+                    return; // closed by the previous callback
+                }
                 match socket.accept() {
                     Ok((conn, _)) => {
+                        {
+                            let mut s = st.borrow_mut();
+                            s.reported = false;
+                            s.next_delay = FIRST_BACKOFF;
+                        }
                         if is_tcp {
                             let _ = conn.set_tcp_nodelay(true);
                         }
                         let stream = Stream::from_fd(ev, conn);
                         on_connection(ev, stream);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if concerns_one_connection(&e) => {}
                     Err(e) => {
-                        on_connection(ev, Err(e));
-                        break;
+                        if pause(ev, &st) {
+                            on_connection(ev, Err(e));
+                        }
+                        return;
                     }
                 }
             }
         })?;
-        Ok(Server {
-            watch: Rc::new(Cell::new(Some(watch))),
-            local,
-        })
+        state.borrow_mut().watch = Some(watch);
+        Ok(Server { state, local })
     }
 
     /// The address the server listens on (with the real port after port 0).
@@ -68,19 +130,78 @@ impl Server {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP server"))
     }
 
-    /// Stops listening and closes the socket; false if already closed.
+    /// Stops listening and closes the socket, at once: inside the connection
+    /// callback too, no further connection is delivered. False if already
+    /// closed.
     pub fn close(&self, ev: &mut EventLoop) -> bool {
-        match self.watch.take() {
+        let (watch, backoff) = {
+            let mut s = self.state.borrow_mut();
+            (s.watch.take(), s.backoff.take())
+        };
+        if let Some(t) = backoff {
+            ev.clear_timer(t);
+        }
+        match watch {
             Some(w) => ev.unwatch(w),
             None => false,
         }
     }
 
+    /// True while the server is paused after an accept error such as
+    /// `EMFILE`, waiting for its retry timer.
+    pub fn is_paused(&self) -> bool {
+        self.state.borrow().backoff.is_some()
+    }
+
     /// Sets whether the server keeps the loop alive (it does by default).
     pub fn set_ref(&self, ev: &mut EventLoop, keep_alive: bool) -> bool {
-        match self.watch.get() {
+        let (watch, backoff) = {
+            let mut s = self.state.borrow_mut();
+            s.keeps_alive = keep_alive;
+            (s.watch, s.backoff)
+        };
+        if let Some(t) = backoff {
+            ev.set_timer_ref(t, keep_alive);
+        }
+        match watch {
             Some(w) => ev.set_watch_ref(w, keep_alive),
             None => false,
         }
     }
+}
+
+/// Stops accepting and arms the retry timer. True if this error starts an
+/// episode, and so should be reported.
+fn pause(ev: &mut EventLoop, state: &Rc<RefCell<Listening>>) -> bool {
+    let (watch, delay, keeps_alive, first) = {
+        let mut s = state.borrow_mut();
+        let Some(watch) = s.watch else { return false };
+        let delay = s.next_delay;
+        s.next_delay = (delay * 2).min(MAX_BACKOFF);
+        let first = !s.reported;
+        s.reported = true;
+        (watch, delay, s.keeps_alive, first)
+    };
+    if let Err(e) = ev.set_interest(watch, Interest::NONE) {
+        log::warn!("evloop: pausing a server: {e}");
+    }
+    let st = state.clone();
+    let timer = ev.set_timeout(delay, move |ev| {
+        let watch = {
+            let mut s = st.borrow_mut();
+            s.backoff = None;
+            s.watch
+        };
+        if let Some(w) = watch {
+            if let Err(e) = ev.set_interest(w, Interest::READABLE) {
+                log::warn!("evloop: resuming a server: {e}");
+            }
+        }
+    });
+    if !keeps_alive {
+        ev.set_timer_ref(timer, false);
+    }
+    state.borrow_mut().backoff = Some(timer);
+    log::debug!("evloop: accept failed; server paused for {delay:?}");
+    first
 }
