@@ -4,6 +4,7 @@ mod common;
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -572,4 +573,166 @@ fn water_marks_and_drain_callback() {
         left <= 1024,
         "drain runs at or below the low water mark: {left}"
     );
+}
+
+/// Ten clients wait in the backlog; closing the server inside the first
+/// connection callback delivers no other (the rest are refused by the OS).
+#[test]
+fn server_close_inside_the_connection_callback_takes_effect_at_once() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    let calls = Rc::new(Cell::new(0));
+    let server_cell: Rc<RefCell<Option<evloop::net::Server>>> = Rc::new(RefCell::new(None));
+    let (c, sc) = (calls.clone(), server_cell.clone());
+    let server = tcp::listen(
+        &mut ev,
+        "127.0.0.1:0".parse().unwrap(),
+        Default::default(),
+        move |ev, conn| {
+            c.set(c.get() + 1);
+            conn.unwrap().close(ev, |_| {}).unwrap();
+            let server = sc.borrow().clone().unwrap();
+            assert!(server.close(ev));
+            assert!(!server.close(ev), "closing twice says so");
+        },
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    *server_cell.borrow_mut() = Some(server);
+    let clients: Vec<_> = (0..10)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    ev.run().unwrap();
+    assert_eq!(calls.get(), 1);
+    drop(clients);
+    server_cell.borrow_mut().take();
+    drop(ev);
+    assert_fds_back_to(fds);
+}
+
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|_| {}));
+}
+
+/// A read callback that panics (with a panic handler set) is kept, as if it
+/// had returned: later bytes reach it, EOF reaches it once, and the loop
+/// does not spin afterwards.
+#[test]
+fn a_panicking_read_callback_keeps_the_stream_defined() {
+    let _g = serial();
+    quiet_panics();
+    let mut ev = EventLoop::new().unwrap();
+    let panics = Rc::new(Cell::new(0));
+    let p = panics.clone();
+    ev.set_panic_handler(move |_, _| p.set(p.get() + 1));
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let stream = Stream::from_fd(&mut ev, a).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    stream
+        .read_start(&mut ev, move |ev, s, data| {
+            let data = data.unwrap();
+            g.borrow_mut().push(data.to_vec());
+            if data == b"panic" {
+                panic!("in the read callback");
+            }
+            if data.is_empty() {
+                s.close(ev, |_| {}).unwrap();
+            }
+        })
+        .unwrap();
+    let mut b = b;
+    io::Write::write_all(&mut b, b"panic").unwrap();
+    ev.run_once().unwrap();
+    assert_eq!(panics.get(), 1);
+    io::Write::write_all(&mut b, b"after").unwrap();
+    drop(b);
+    ev.run().unwrap();
+    assert_eq!(
+        *got.borrow(),
+        [b"panic".to_vec(), b"after".to_vec(), Vec::new()],
+        "nothing read is lost; EOF comes once"
+    );
+
+    // EOF itself panics: reading had ended, so nothing is polled again.
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let stream = Stream::from_fd(&mut ev, a).unwrap();
+    stream
+        .read_start(&mut ev, |_, _, data| {
+            assert!(!data.unwrap().is_empty(), "EOF");
+        })
+        .unwrap();
+    drop(b);
+    let before = ev.iterations();
+    let t = ev.set_timeout(Duration::from_millis(200), |ev| ev.stop());
+    ev.run().unwrap();
+    ev.clear_timer(t);
+    assert_eq!(panics.get(), 2);
+    assert!(ev.iterations() - before < 20, "no spin after the panic");
+    stream.close(&mut ev, |_| {}).unwrap();
+    ev.run().unwrap();
+    let _ = std::panic::take_hook();
+}
+
+/// 200 queued writes, the 5th callback panics: every other callback still
+/// runs exactly once, in order, with or without a panic handler.
+#[test]
+fn a_panicking_write_callback_loses_no_other_callback() {
+    let _g = serial();
+    quiet_panics();
+    for with_handler in [true, false] {
+        let mut ev = EventLoop::new().unwrap();
+        let panics = Rc::new(Cell::new(0));
+        if with_handler {
+            let p = panics.clone();
+            ev.set_panic_handler(move |_, _| p.set(p.get() + 1));
+        }
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let stream = Stream::from_fd(&mut ev, a).unwrap();
+        stream.set_write_water_marks(1 << 30, 0).unwrap();
+        let done = Rc::new(RefCell::new(Vec::new()));
+        let chunk = vec![7u8; 16 * 1024];
+        for i in 0..200 {
+            let d = done.clone();
+            stream
+                .write(&mut ev, &chunk, move |_, r| {
+                    r.unwrap();
+                    d.borrow_mut().push(i);
+                    if i == 4 {
+                        panic!("in write callback {i}");
+                    }
+                })
+                .unwrap();
+        }
+        // The peer reads everything on a thread.
+        let reader = std::thread::spawn(move || {
+            let mut b = b;
+            let mut all = Vec::new();
+            io::Read::read_to_end(&mut b, &mut all).unwrap();
+            all.len()
+        });
+        let s = stream.clone();
+        let d = done.clone();
+        let closer = ev.set_interval(Duration::from_millis(1), move |ev| {
+            if d.borrow().len() == 200 && !s.is_closed() {
+                s.close(ev, |_| {}).unwrap();
+            }
+        });
+        loop {
+            match catch_unwind(AssertUnwindSafe(|| ev.run_once())) {
+                Ok(_) if stream.is_closed() => break,
+                Ok(r) => {
+                    r.unwrap();
+                }
+                Err(_) => panics.set(panics.get() + 1),
+            }
+        }
+        ev.clear_timer(closer);
+        ev.run().unwrap();
+        assert_eq!(reader.join().unwrap(), 200 * 16 * 1024);
+        assert_eq!(*done.borrow(), (0..200).collect::<Vec<_>>());
+        assert_eq!(panics.get(), 1);
+    }
+    let _ = std::panic::take_hook();
 }

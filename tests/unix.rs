@@ -7,7 +7,7 @@ use std::io;
 use std::rc::Rc;
 
 use common::{assert_fds_back_to, echo, open_fds, serial};
-use evloop::net::unix;
+use evloop::net::{unix, Stream};
 use evloop::EventLoop;
 
 fn socket_path(name: &str) -> std::path::PathBuf {
@@ -106,4 +106,46 @@ fn writing_to_a_pipe_whose_reader_is_gone_is_epipe() {
     assert_eq!(*err.borrow(), Some(io::ErrorKind::BrokenPipe));
     w.close(&mut ev, |_| {}).unwrap();
     ev.run().unwrap();
+}
+
+/// An fd that is not a socket cannot be half-closed. Shutting down one that
+/// is open for reading too (here a FIFO opened read-write) ends writing but
+/// keeps it open, so reading goes on: the bytes written before the shutdown
+/// come back through the FIFO.
+#[test]
+fn shutdown_of_a_read_write_non_socket_keeps_reading() {
+    let _g = serial();
+    let path = socket_path("fifo-rdwr");
+    let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) }, 0);
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut ev = EventLoop::new().unwrap();
+    let s = Stream::from_fd(&mut ev, fifo).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    s.read_start(&mut ev, move |ev, s, data| {
+        g.borrow_mut().extend_from_slice(data.unwrap());
+        if g.borrow().len() == 5 {
+            s.close(ev, |_| {}).unwrap();
+        }
+    })
+    .unwrap();
+    s.write(&mut ev, b"hello", |_, r| r.unwrap()).unwrap();
+    let shut = Rc::new(RefCell::new(None));
+    let sh = shut.clone();
+    s.shutdown(&mut ev, move |_, r| *sh.borrow_mut() = Some(r.is_ok()))
+        .unwrap();
+    let err = s
+        .write(&mut ev, b"late", |_, _| panic!("never"))
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+    ev.run().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(*shut.borrow(), Some(true));
+    assert_eq!(&got.borrow()[..], b"hello");
 }

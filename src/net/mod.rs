@@ -11,3 +11,23 @@ pub mod unix;
 pub use dns::resolve;
 pub use listener::Server;
 pub use stream::{Stream, DEFAULT_HIGH_WATER};
+
+/// The loop's receive buffer: one 64 KiB buffer per loop, lent to whichever
+/// stream or UDP socket reads, rather than one allocation per read.
+#[derive(Default)]
+pub(crate) struct ReadBuffer(Vec<u8>);
+
+impl ReadBuffer {
+    /// Large enough for any datagram (64 KiB) and a good batch of a stream.
+    const SIZE: usize = 64 * 1024;
+
+    pub(crate) fn lend(ev: &mut crate::EventLoop) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut ev.layer_state::<ReadBuffer>().0);
+        buf.resize(Self::SIZE, 0);
+        buf
+    }
+
+    pub(crate) fn give_back(ev: &mut crate::EventLoop, buf: Vec<u8>) {
+        ev.layer_state::<ReadBuffer>().0 = buf;
+    }
+}

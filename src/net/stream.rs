@@ -16,6 +16,12 @@
 //! later pass, in that order. [`Stream::shutdown`] is the graceful half-close:
 //! it waits until the queue is flushed.
 //!
+//! A panic in a stream callback leaves the stream in a defined state: a read
+//! callback that panics is kept, as if it had returned (reading goes on with
+//! the next chunk; the panic goes to the loop's panic handler or out of
+//! `run()`), and when a write, drain or shutdown callback panics, the
+//! callbacks due after it run on the next pass, in order, each exactly once.
+//!
 //! Sockets are written with `MSG_NOSIGNAL`, and SIGPIPE is ignored (if it
 //! still has its default action) once a pipe stream is made, so a peer that
 //! went away is an `EPIPE` in a write callback, never a dead process.
@@ -25,10 +31,13 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::panic;
 use std::rc::Rc;
 
 use socket2::SockRef;
 
+use crate::event_loop::catch;
+use crate::net::ReadBuffer;
 use crate::{EventLoop, Interest, Readiness, WatchId};
 
 type ReadCallback = Box<dyn FnMut(&mut EventLoop, &Stream, io::Result<&[u8]>)>;
@@ -39,11 +48,6 @@ type DrainCallback = Box<dyn FnMut(&mut EventLoop, &Stream)>;
 pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 /// Reads per readiness event at most, so one busy stream cannot hog a pass.
 const READS_PER_EVENT: usize = 16;
-const READ_BUF: usize = 64 * 1024;
-
-/// The loop's read buffer (see `Stream::read_some`).
-#[derive(Default)]
-struct ReadBuffer(Vec<u8>);
 
 /// The fd, shared by the stream's state and its watcher: it closes only when
 /// both let go, and the watcher lets go only after leaving the poller.
@@ -72,6 +76,8 @@ struct Inner {
     /// Bumped by read_start/read_stop, to notice them inside the read callback.
     read_epoch: u64,
     writes: VecDeque<PendingWrite>,
+    /// Writes that went out, waiting for their callbacks to run.
+    completed: VecDeque<(DoneCallback, io::Result<()>)>,
     queued: usize,
     high_water: usize,
     low_water: usize,
@@ -155,6 +161,7 @@ impl Stream {
             reading: false,
             read_epoch: 0,
             writes: VecDeque::new(),
+            completed: VecDeque::new(),
             queued: 0,
             high_water: DEFAULT_HIGH_WATER,
             low_water: DEFAULT_HIGH_WATER / 4,
@@ -287,8 +294,12 @@ impl Stream {
     }
 
     /// Half-closes: once every queued write went out, ends the writing side
-    /// (`shutdown(SHUT_WR)` for a socket, closing it for a pipe) and calls
-    /// `done`. Later writes fail; reading goes on.
+    /// and calls `done`. Later writes fail with `EPIPE`; reading goes on.
+    ///
+    /// A socket gets `shutdown(SHUT_WR)`. Other fds cannot be half-closed: a
+    /// write-only one (a pipe's write end) is closed, so its reader sees EOF;
+    /// one open for reading too (a terminal, a FIFO opened read-write) stays
+    /// open for reading until [`close`](Stream::close).
     pub fn shutdown(
         &self,
         ev: &mut EventLoop,
@@ -311,8 +322,7 @@ impl Stream {
             if let Some(done) = done {
                 ev.call_soon(move |ev| done(ev, result));
             }
-            if !self.inner.borrow().is_socket {
-                // A pipe's write end is done once shut: nothing else to watch.
+            if self.inner.borrow().closes_on_shutdown() {
                 self.release(ev);
             }
         }
@@ -443,13 +453,17 @@ impl Stream {
     }
 
     fn read_some(&self, ev: &mut EventLoop) {
-        // One 64 KiB buffer per loop, lent to whichever stream reads.
-        let mut buf = std::mem::take(&mut ev.layer_state::<ReadBuffer>().0);
-        buf.resize(READ_BUF, 0);
-        self.read_into(ev, &mut buf);
-        ev.layer_state::<ReadBuffer>().0 = buf;
+        let mut buf = ReadBuffer::lend(ev);
+        let result = catch(|| self.read_into(ev, &mut buf));
+        ReadBuffer::give_back(ev, buf);
+        if let Err(p) = result {
+            panic::resume_unwind(p);
+        }
     }
 
+    /// Reads and calls back until the fd is drained (or a batch was read).
+    /// The callback is put back even if it panics, unless it stopped or
+    /// replaced reading, or this was the last call (EOF, error).
     fn read_into(&self, ev: &mut EventLoop, buf: &mut [u8]) {
         for _ in 0..READS_PER_EVENT {
             let (result, mut callback, epoch) = {
@@ -475,13 +489,17 @@ impl Stream {
             // A short read drained the fd: no need for a read that says EAGAIN.
             let more = matches!(result, Ok(n) if n == buf.len());
             let last = !matches!(result, Ok(n) if n > 0);
-            match result {
+            let result = catch(|| match result {
                 Ok(n) => callback(ev, self, Ok(&buf[..n])),
                 Err(e) => callback(ev, self, Err(e)),
-            }
+            });
             let mut i = self.inner.borrow_mut();
             if i.read_epoch == epoch && !last && !i.closed {
                 i.on_read = Some(callback);
+            }
+            drop(i);
+            if let Err(p) = result {
+                panic::resume_unwind(p);
             }
             if !more {
                 return;
@@ -489,21 +507,19 @@ impl Stream {
         }
     }
 
+    /// Writes out what the fd takes, then runs the callbacks that are due.
     fn flush(&self, ev: &mut EventLoop) {
-        let mut finished: Vec<(DoneCallback, io::Result<()>)> = Vec::new();
-        let drained;
         {
             let mut i = self.inner.borrow_mut();
-            while let Some(front) = i.writes.front() {
-                let result = i.send(&front.data[front.written..]);
-                match result {
+            let i = &mut *i;
+            while let Some(front) = i.writes.front_mut() {
+                match send_on(i.fd.as_ref(), i.is_socket, &front.data[front.written..]) {
                     Ok(n) => {
                         i.queued -= n;
-                        let front = i.writes.front_mut().expect("front exists");
                         front.written += n;
                         if front.written == front.data.len() {
                             let w = i.writes.pop_front().expect("front exists");
-                            finished.push((w.done, Ok(())));
+                            i.completed.push_back((w.done, Ok(())));
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -511,7 +527,7 @@ impl Stream {
                     Err(e) => {
                         // The stream cannot take more: fail everything queued.
                         for w in std::mem::take(&mut i.writes) {
-                            finished.push((w.done, Err(copy_error(&e))));
+                            i.completed.push_back((w.done, Err(copy_error(&e))));
                         }
                         i.queued = 0;
                         i.write_ended = true;
@@ -519,22 +535,47 @@ impl Stream {
                     }
                 }
             }
-            drained = i.above_high && i.queued <= i.low_water;
-            if drained {
-                i.above_high = false;
-            }
         }
-        for (done, result) in finished {
+        self.finish_writes(ev);
+    }
+
+    /// Runs, in order: the callbacks of finished writes, the drain callback
+    /// (if the queue fell to the low water mark), and a pending shutdown
+    /// (once the queue is empty). If one of them panics, the rest run on the
+    /// next pass and the panic goes on: no due callback is lost.
+    fn finish_writes(&self, ev: &mut EventLoop) {
+        if let Err(p) = catch(|| self.finish_writes_now(ev)) {
+            let me = self.clone();
+            ev.call_soon(move |ev| me.finish_writes(ev));
+            panic::resume_unwind(p);
+        }
+    }
+
+    fn finish_writes_now(&self, ev: &mut EventLoop) {
+        loop {
+            let next = self.inner.borrow_mut().completed.pop_front();
+            let Some((done, result)) = next else { break };
             done(ev, result);
         }
-        if drained {
-            let cb = self.inner.borrow_mut().on_drain.take();
-            if let Some(mut cb) = cb {
-                cb(ev, self);
-                let mut i = self.inner.borrow_mut();
-                if i.on_drain.is_none() && !i.closed {
-                    i.on_drain = Some(cb);
-                }
+        let drain = {
+            let mut i = self.inner.borrow_mut();
+            let drained = i.above_high && i.queued <= i.low_water;
+            if drained {
+                i.above_high = false;
+                i.on_drain.take()
+            } else {
+                None
+            }
+        };
+        if let Some(mut cb) = drain {
+            let result = catch(|| cb(ev, self));
+            let mut i = self.inner.borrow_mut();
+            if i.on_drain.is_none() && !i.closed {
+                i.on_drain = Some(cb);
+            }
+            drop(i);
+            if let Err(p) = result {
+                panic::resume_unwind(p);
             }
         }
         let shut = {
@@ -542,13 +583,13 @@ impl Stream {
             if i.writes.is_empty() && !i.closed {
                 i.shutdown
                     .take()
-                    .map(|cb| (cb, i.end_writing(), i.is_socket))
+                    .map(|cb| (cb, i.end_writing(), i.closes_on_shutdown()))
             } else {
                 None
             }
         };
-        if let Some((cb, result, is_socket)) = shut {
-            if !is_socket {
+        if let Some((cb, result, release)) = shut {
+            if release {
                 self.release(ev);
             }
             cb(ev, result);
@@ -558,20 +599,39 @@ impl Stream {
 
 impl Inner {
     fn send(&self, data: &[u8]) -> io::Result<usize> {
-        let fd = self.fd.as_ref().ok_or_else(closed_error)?;
-        if self.is_socket {
-            SockRef::from(&*fd.0).send_with_flags(data, libc::MSG_NOSIGNAL)
-        } else {
-            (&*fd.0).write(data)
-        }
+        send_on(self.fd.as_ref(), self.is_socket, data)
     }
 
     fn end_writing(&mut self) -> io::Result<()> {
         match &self.fd {
             Some(fd) if self.is_socket => SockRef::from(&*fd.0).shutdown(std::net::Shutdown::Write),
-            Some(_) => Ok(()), // a pipe: released by the caller
+            Some(_) => Ok(()), // see `closes_on_shutdown`
             None => Err(closed_error()),
         }
+    }
+
+    /// True for a write-only non-socket fd: shutting it down means closing
+    /// it (nothing else can signal EOF to its reader, and nothing is left
+    /// to read from it).
+    fn closes_on_shutdown(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let Some(fd) = &self.fd else { return false };
+        if self.is_socket {
+            return false;
+        }
+        // SAFETY: F_GETFL on an open fd we own; no pointers.
+        let flags = unsafe { libc::fcntl(fd.0.as_raw_fd(), libc::F_GETFL) };
+        flags >= 0 && flags & libc::O_ACCMODE == libc::O_WRONLY
+    }
+}
+
+/// One write to the fd: `send` with `MSG_NOSIGNAL` for a socket.
+fn send_on(fd: Option<&SharedFd>, is_socket: bool, data: &[u8]) -> io::Result<usize> {
+    let fd = fd.ok_or_else(closed_error)?;
+    if is_socket {
+        SockRef::from(&*fd.0).send_with_flags(data, libc::MSG_NOSIGNAL)
+    } else {
+        (&*fd.0).write(data)
     }
 }
 
