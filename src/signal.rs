@@ -11,9 +11,18 @@
 //!
 //! A signal watcher does not keep the loop alive by default (a loop that only
 //! waits for Ctrl-C would otherwise never end); [`set_signal_ref`] opts in.
+//!
+//! When the last watcher of a signal in the process stops (across all loops),
+//! the signal's disposition goes back to what it was before the first one
+//! started: after watching and unwatching `SIGTERM`, a `SIGTERM` ends the
+//! process again. `signal-hook` keeps its handler installed for the life of
+//! the process, so this module saves the disposition it replaced, puts it
+//! back when no watcher is left, and puts `signal-hook`'s handler back when a
+//! watcher starts again.
 
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
+use std::sync::{Mutex, MutexGuard};
 
 use signal_hook::low_level;
 use signal_hook::SigId;
@@ -24,7 +33,54 @@ use crate::{EventLoop, Interest, WatchId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SignalId {
     watch: WatchId,
+}
+
+/// One watcher's signal-hook registration, released when its watcher is
+/// dropped: by [`stop_signal`], or with the loop.
+struct Registration {
+    signal: i32,
     sig_id: SigId,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        release(self.signal, self.sig_id);
+    }
+}
+
+/// Per signal number: watchers in the whole process, the disposition to
+/// restore when the last one stops, and signal-hook's own, to reinstall.
+#[derive(Clone, Copy)]
+struct Disposition {
+    watchers: usize,
+    before: Option<libc::sigaction>,
+    hook: Option<libc::sigaction>,
+}
+
+const NO_WATCHERS: Disposition = Disposition {
+    watchers: 0,
+    before: None,
+    hook: None,
+};
+
+static DISPOSITIONS: Mutex<[Disposition; 65]> = Mutex::new([NO_WATCHERS; 65]);
+
+fn dispositions() -> MutexGuard<'static, [Disposition; 65]> {
+    // Only plain data is changed under the lock: a poisoned lock is consistent.
+    DISPOSITIONS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn current_action(signal: i32) -> Option<libc::sigaction> {
+    // SAFETY: queries the disposition into a zeroed, valid struct.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        (libc::sigaction(signal, std::ptr::null(), &mut action) == 0).then_some(action)
+    }
+}
+
+fn set_action(signal: i32, action: &libc::sigaction) {
+    // SAFETY: installs a disposition read earlier with sigaction itself.
+    unsafe { libc::sigaction(signal, action, std::ptr::null_mut()) };
 }
 
 /// The signals [`on_signal`] refuses: their default action cannot be
@@ -50,34 +106,61 @@ pub fn on_signal(
     }
     let (reader, writer) = UnixStream::pair()?;
     reader.set_nonblocking(true)?;
-    let sig_id = low_level::pipe::register(signal, writer)?;
+    let mut table = dispositions();
+    let slot = &mut table[signal as usize];
+    if slot.watchers == 0 {
+        slot.before = current_action(signal);
+        if let Some(hook) = &slot.hook {
+            set_action(signal, hook); // signal-hook's handler, back in place
+        }
+    }
+    let sig_id = match low_level::pipe::register(signal, writer) {
+        Ok(id) => id,
+        Err(e) => {
+            if slot.watchers == 0 {
+                if let Some(before) = &slot.before {
+                    set_action(signal, before);
+                }
+            }
+            return Err(e);
+        }
+    };
+    slot.watchers += 1;
+    drop(table);
+    let registration = Registration { signal, sig_id };
     let watch = ev.watch(reader, Interest::READABLE, move |ev, reader, _| {
+        let _ = &registration; // released when the watcher is dropped
         let mut buf = [0u8; 64];
         // Drain everything the handler wrote since the last pass.
         while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
         callback(ev);
     });
-    let watch = match watch {
-        Ok(w) => w,
-        Err(e) => {
-            low_level::unregister(sig_id);
-            return Err(e);
-        }
-    };
+    let watch = watch?; // on error the registration dropped with the callback
     ev.set_watch_ref(watch, false);
     log::debug!("evloop: watching signal {signal}");
-    Ok(SignalId { watch, sig_id })
+    Ok(SignalId { watch })
+}
+
+/// Unregisters one watcher; the last one restores the old disposition.
+fn release(signal: i32, sig_id: SigId) {
+    let mut table = dispositions();
+    low_level::unregister(sig_id);
+    let slot = &mut table[signal as usize];
+    slot.watchers -= 1;
+    if slot.watchers == 0 {
+        slot.hook = current_action(signal);
+        if let Some(before) = &slot.before {
+            set_action(signal, before);
+        }
+        log::debug!("evloop: signal {signal} has no watcher left; disposition restored");
+    }
 }
 
 /// Stops a signal watcher; the process's handling of the signal returns to
 /// what it was once no watcher is left. False if it was already stopped.
 /// Safe inside the watcher's own callback.
 pub fn stop_signal(ev: &mut EventLoop, id: SignalId) -> bool {
-    if !ev.unwatch(id.watch) {
-        return false;
-    }
-    low_level::unregister(id.sig_id);
-    true
+    ev.unwatch(id.watch) // drops the callback, and so the registration
 }
 
 /// Sets whether a signal watcher keeps the loop alive (by default it does not).

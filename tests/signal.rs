@@ -85,3 +85,69 @@ fn sigkill_sigstop_and_bad_numbers_are_errors() {
     }
     assert_eq!(ev.watcher_count(), 0);
 }
+
+fn handler_of(sig: i32) -> libc::sighandler_t {
+    // SAFETY: queries a disposition into a zeroed, valid struct.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(sig, std::ptr::null(), &mut sa), 0);
+        sa.sa_sigaction
+    }
+}
+
+static OLD_HANDLER_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+extern "C" fn old_handler(_: libc::c_int) {
+    OLD_HANDLER_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// When the last watcher of a signal stops, the disposition it replaced is
+/// back: SIG_DFL (so SIGTERM would end the process again), or the program's
+/// own handler, which then gets the signal. Watching again works too.
+#[test]
+fn the_last_watcher_restores_the_previous_disposition() {
+    let mut ev = EventLoop::new().unwrap();
+    // SIGTERM: default before, default after (not raised: it would end us).
+    assert_eq!(handler_of(libc::SIGTERM), libc::SIG_DFL);
+    let a = signal::on_signal(&mut ev, libc::SIGTERM, |_| {}).unwrap();
+    let b = signal::on_signal(&mut ev, libc::SIGTERM, |_| {}).unwrap();
+    assert_ne!(handler_of(libc::SIGTERM), libc::SIG_DFL);
+    assert!(signal::stop_signal(&mut ev, a));
+    assert_ne!(handler_of(libc::SIGTERM), libc::SIG_DFL, "b still watches");
+    assert!(signal::stop_signal(&mut ev, b));
+    assert_eq!(handler_of(libc::SIGTERM), libc::SIG_DFL);
+
+    // SIGXFSZ with a handler of the program's own, across two episodes.
+    let mine = old_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: installs a valid handler.
+    unsafe { libc::signal(libc::SIGXFSZ, mine) };
+    for round in 1..=2 {
+        let got = Rc::new(Cell::new(0));
+        let g = got.clone();
+        let id = signal::on_signal(&mut ev, libc::SIGXFSZ, move |ev| {
+            g.set(g.get() + 1);
+            ev.stop();
+        })
+        .unwrap();
+        signal::set_signal_ref(&mut ev, id, true);
+        raise(libc::SIGXFSZ);
+        ev.run().unwrap();
+        assert_eq!(got.get(), 1, "round {round}: the watcher gets it");
+        assert!(signal::stop_signal(&mut ev, id));
+        assert_eq!(handler_of(libc::SIGXFSZ), mine, "round {round}");
+        let before = OLD_HANDLER_CALLS.load(std::sync::atomic::Ordering::SeqCst);
+        raise(libc::SIGXFSZ);
+        assert_eq!(
+            OLD_HANDLER_CALLS.load(std::sync::atomic::Ordering::SeqCst),
+            before + 1,
+            "round {round}: the program's handler gets it again"
+        );
+    }
+    // Dropping a loop with an active watcher releases it too.
+    let mut other = EventLoop::new().unwrap();
+    signal::on_signal(&mut other, libc::SIGXFSZ, |_| {}).unwrap();
+    assert_ne!(handler_of(libc::SIGXFSZ), mine);
+    drop(other);
+    assert_eq!(handler_of(libc::SIGXFSZ), mine);
+    // SAFETY: back to the default action.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_DFL) };
+}
