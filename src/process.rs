@@ -7,6 +7,20 @@
 //! Where pidfds are missing, a SIGCHLD watcher checks the child instead.
 //! A running child keeps the loop alive.
 //!
+//! Inherited signal state is not left to chance. A child starts with every
+//! signal at its default action and none blocked, whatever the spawning
+//! thread had (as libuv does; std's `Command` keeps the caller's mask). The
+//! parent blocks all signals in the spawning thread around the fork, so no
+//! handler of the parent's can run in the child before the reset. And since a
+//! `SIGCHLD` set to "ignore" (inherited through exec under some supervisors)
+//! makes the kernel reap children itself, losing their exit status, `spawn`
+//! sets it back to its default action first (libuv and Node install a
+//! handler of their own for the same reason).
+//!
+//! If anything fails after the fork (an fd limit reached while setting up the
+//! child's pipes or its pidfd), the child is killed and reaped, and its pipes
+//! are closed, before `spawn` returns the error: no zombie, no leaked fd.
+//!
 //! Extra fds can be passed at chosen numbers (say 3 and 4, for a browser's
 //! `--remote-debugging-pipe`): each is first duplicated above every target
 //! number in the parent, then `dup2`'d into place between fork and exec, so
@@ -201,36 +215,47 @@ pub fn spawn(
     std_cmd.stderr(to_std(cmd.stdio[2]));
 
     let moves = prepare_fds(&cmd.fds)?;
-    if !moves.is_empty() {
-        let plan: Vec<(RawFd, RawFd)> = moves.iter().map(|(t, s)| (*t, s.as_raw_fd())).collect();
-        // SAFETY: the closure runs between fork and exec and calls only dup2,
-        // which is async-signal-safe; it allocates nothing (`plan` was built
-        // before the fork).
-        unsafe {
-            std_cmd.pre_exec(move || {
-                for &(target, source) in &plan {
-                    if libc::dup2(source, target) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
+    let plan: Vec<(RawFd, RawFd)> = moves.iter().map(|(t, s)| (*t, s.as_raw_fd())).collect();
+    // SAFETY: the closure runs between fork and exec and calls only dup2,
+    // sigaction and pthread_sigmask, which are async-signal-safe; it
+    // allocates nothing (`plan` was built before the fork).
+    unsafe {
+        std_cmd.pre_exec(move || {
+            for &(target, source) in &plan {
+                if libc::dup2(source, target) < 0 {
+                    return Err(io::Error::last_os_error());
                 }
-                Ok(())
-            });
-        }
+            }
+            reset_signals_in_child();
+            Ok(())
+        });
     }
-    let mut child = std_cmd.spawn()?;
+    reap_our_children();
+    let spawned = {
+        let _blocked = BlockAllSignals::new();
+        std_cmd.spawn()
+    };
+    let mut child = spawned?;
     drop(moves); // the parent's copies of the passed fds close here
     let pid = child.id();
     log::debug!("evloop: spawned {:?} as pid {pid}", cmd.program);
 
-    let mut streams = [None, None, None];
     let pipes: [Option<OwnedFd>; 3] = [
         child.stdin.take().map(OwnedFd::from),
         child.stdout.take().map(OwnedFd::from),
         child.stderr.take().map(OwnedFd::from),
     ];
+    let mut streams = [None, None, None];
+    let mut watched = Ok(());
     for (slot, pipe) in streams.iter_mut().zip(pipes) {
         if let Some(fd) = pipe {
-            *slot = Some(Stream::from_fd(ev, fd)?);
+            match Stream::from_fd(ev, fd) {
+                Ok(s) => *slot = Some(s),
+                Err(e) => {
+                    watched = Err(e);
+                    break;
+                }
+            }
         }
     }
     let state = Rc::new(RefCell::new(State {
@@ -239,7 +264,22 @@ pub fn spawn(
         on_exit: Some(Box::new(on_exit)),
         watch: None,
     }));
-    let watch = watch_exit(ev, pid, &state)?;
+    let watched = watched.and_then(|()| watch_exit(ev, pid, &state));
+    let watch = match watched {
+        Ok(watch) => watch,
+        Err(e) => {
+            // The child runs but cannot be looked after: end it, reap it,
+            // close its pipes; `on_exit` never runs.
+            log::debug!("evloop: pid {pid} started but could not be watched: {e}");
+            for stream in streams.iter().flatten() {
+                let _ = stream.close(ev, |_| {});
+            }
+            let mut s = state.borrow_mut();
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+            return Err(e);
+        }
+    };
     state.borrow_mut().watch = Some(watch);
     let [stdin, stdout, stderr] = streams;
     Ok(Child {
@@ -249,6 +289,82 @@ pub fn spawn(
         pid,
         state,
     })
+}
+
+/// In the child, between fork and exec: every signal back to its default
+/// action, then none blocked (the parent blocked them all for the fork).
+///
+/// The raw `rt_sigaction` system call is used because glibc's wrapper
+/// refuses signals 32 and 33 (its own), and an inherited "ignore" on those
+/// would survive exec too. The kernel's struct with every field zero means
+/// SIG_DFL, no flags, empty mask.
+fn reset_signals_in_child() {
+    // SAFETY: rt_sigaction reads one zeroed kernel sigaction (handler,
+    // flags, restorer, 8-byte mask: 32 bytes) and writes nothing; sigset
+    // calls on a local value. All are async-signal-safe; errors are ignored.
+    unsafe {
+        let default = [0u64; 4];
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    default.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8usize,
+                );
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
+/// Makes sure the kernel leaves our children's exit status for us to
+/// collect: `SIGCHLD` ignored, or `SA_NOCLDWAIT`, would reap them at exit.
+fn reap_our_children() {
+    // SAFETY: querying and setting SIGCHLD's disposition with valid structs.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) != 0 {
+            return;
+        }
+        if old.sa_sigaction == libc::SIG_IGN || old.sa_flags & libc::SA_NOCLDWAIT != 0 {
+            let mut new = old;
+            if new.sa_sigaction == libc::SIG_IGN {
+                new.sa_sigaction = libc::SIG_DFL;
+            }
+            new.sa_flags &= !libc::SA_NOCLDWAIT;
+            libc::sigaction(libc::SIGCHLD, &new, std::ptr::null_mut());
+            log::debug!(
+                "evloop: SIGCHLD was ignored (children reaped by the kernel); set back to default"
+            );
+        }
+    }
+}
+
+/// Blocks every signal in this thread until dropped.
+struct BlockAllSignals(libc::sigset_t);
+
+impl BlockAllSignals {
+    fn new() -> BlockAllSignals {
+        // SAFETY: sigfillset and pthread_sigmask on local sigset_t values.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            BlockAllSignals(old)
+        }
+    }
+}
+
+impl Drop for BlockAllSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
 }
 
 /// Validates the extra fds and duplicates each above every target number.
@@ -318,13 +434,29 @@ fn check_exit(ev: &mut EventLoop, state: &Rc<RefCell<State>>) {
             Ok(Some(status)) => status,
             Ok(None) => return,
             Err(e) => {
-                log::warn!("evloop: waiting for pid {}: {e}", s.child.id());
+                // Someone else reaped it (a waitpid(-1) elsewhere in the
+                // process): the status is gone. Stop watching, or the pidfd
+                // would report the exit forever.
+                log::warn!(
+                    "evloop: waiting for pid {}: {e}; its exit status is lost",
+                    s.child.id()
+                );
+                let watch = s.watch.take();
+                drop(s);
+                stop_watching(ev, watch);
                 return;
             }
         };
         s.status = Some(status);
         (status, s.watch.take(), s.on_exit.take())
     };
+    stop_watching(ev, watch);
+    if let Some(on_exit) = on_exit {
+        on_exit(ev, status);
+    }
+}
+
+fn stop_watching(ev: &mut EventLoop, watch: Option<ExitWatch>) {
     match watch {
         Some(ExitWatch::Pidfd(w)) => {
             ev.unwatch(w);
@@ -333,9 +465,6 @@ fn check_exit(ev: &mut EventLoop, state: &Rc<RefCell<State>>) {
             signal::stop_signal(ev, id);
         }
         None => {}
-    }
-    if let Some(on_exit) = on_exit {
-        on_exit(ev, status);
     }
 }
 

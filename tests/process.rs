@@ -189,3 +189,72 @@ fn os_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
         )
     }
 }
+
+/// A field of /proc/PID/status, such as "SigBlk", as a number (hex mask).
+fn status_mask(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap();
+    u64::from_str_radix(line.trim(), 16).unwrap()
+}
+
+fn sigset_of(sigs: &[i32]) -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset on a local sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in sigs {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// The spawning thread blocks SIGTERM and SIGINT and the process ignores
+/// SIGHUP; the child starts with no signal blocked and none ignored, so
+/// SIGTERM ends it. The spawning thread's own mask is left as it was.
+#[test]
+fn children_start_with_default_signal_state() {
+    let _g = serial();
+    let blocked = sigset_of(&[libc::SIGTERM, libc::SIGINT]);
+    let mut old_mask = sigset_of(&[]);
+    // SAFETY: changes this thread's mask and SIGHUP's disposition; both are
+    // restored below.
+    let old_hup = unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &blocked, &mut old_mask);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN)
+    };
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30");
+    let status = Rc::new(RefCell::new(None));
+    let s = status.clone();
+    let child = process::spawn(&mut ev, cmd, move |_, st| *s.borrow_mut() = Some(st)).unwrap();
+    // SAFETY: reads this thread's mask into a valid sigset_t.
+    let still_blocked = unsafe {
+        let mut now = sigset_of(&[]);
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now);
+        libc::sigismember(&now, libc::SIGTERM) == 1 && libc::sigismember(&now, libc::SIGUSR1) == 0
+    };
+    // Wait until the child has exec'd `sleep`.
+    let pid = child.id();
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n" {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let (blk, ign) = (status_mask(pid, "SigBlk"), status_mask(pid, "SigIgn"));
+    child.kill(libc::SIGTERM).unwrap();
+    ev.run().unwrap();
+    // SAFETY: restores what was changed above.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
+        libc::signal(libc::SIGHUP, old_hup);
+    }
+    assert!(still_blocked, "the parent's mask is unchanged");
+    assert_eq!(blk, 0, "no signal blocked in the child");
+    assert_eq!(ign, 0, "no signal ignored in the child");
+    assert_eq!(status.borrow().unwrap().signal(), Some(libc::SIGTERM));
+}
