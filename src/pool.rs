@@ -12,9 +12,16 @@
 //! [`JobError::Cancelled`] on a later pass); a running one cannot. Dropping the
 //! loop drops queued jobs and lets running ones finish on their thread with
 //! nowhere to post: no thread is joined, none is left blocked.
+//!
+//! Waiting jobs sit in a map keyed by serial, with their order kept in a
+//! queue of serials, so cancelling is O(1) under the lock (a cancelled
+//! job's serial is skipped when it comes up). If a thread cannot be started,
+//! the job still runs on the threads already there; only with no thread at
+//! all does `spawn_blocking` fail, and the job is then taken back out of the
+//! queue: it never runs, and its `done` never runs.
 
 use std::any::Any;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -64,15 +71,26 @@ impl From<JobError> for io::Error {
 type Outcome = Result<Box<dyn Any + Send>, JobError>;
 type Done = Box<dyn FnOnce(&mut EventLoop, Outcome)>;
 
-struct Job {
-    serial: u64,
-    work: Box<dyn FnOnce() + Send>,
-}
+type Work = Box<dyn FnOnce() + Send>;
 
 struct Queue {
-    jobs: VecDeque<Job>,
+    /// Waiting jobs by serial.
+    jobs: HashMap<u64, Work>,
+    /// Their serials in submission order (cancelled ones are skipped).
+    order: VecDeque<u64>,
     idle: usize,
     closed: bool,
+}
+
+impl Queue {
+    fn pop(&mut self) -> Option<Work> {
+        while let Some(serial) = self.order.pop_front() {
+            if let Some(work) = self.jobs.remove(&serial) {
+                return Some(work);
+            }
+        }
+        None
+    }
 }
 
 struct WorkQueue {
@@ -114,7 +132,8 @@ impl Pool {
             threads: 0,
             queue: Arc::new(WorkQueue {
                 state: Mutex::new(Queue {
-                    jobs: VecDeque::new(),
+                    jobs: HashMap::new(),
+                    order: VecDeque::new(),
                     idle: 0,
                     closed: false,
                 }),
@@ -136,21 +155,40 @@ impl Pool {
         }
     }
 
-    fn submit(&mut self, job: Job) -> io::Result<()> {
+    fn submit(&mut self, serial: u64, work: Work) -> io::Result<()> {
         let mut q = self.queue.lock();
-        q.jobs.push_back(job);
+        q.jobs.insert(serial, work);
+        q.order.push_back(serial);
         let start_thread = q.jobs.len() > q.idle && self.threads < self.size;
         drop(q);
         self.queue.ready.notify_one();
         if start_thread {
             let queue = self.queue.clone();
-            std::thread::Builder::new()
+            let started = std::thread::Builder::new()
                 .name(format!("evloop-pool-{}", self.threads))
-                .spawn(move || worker(&queue))?;
-            self.threads += 1;
-            log::debug!("evloop: pool thread {} started", self.threads);
+                .spawn(move || worker(&queue));
+            match started {
+                Ok(_) => {
+                    self.threads += 1;
+                    log::debug!("evloop: pool thread {} started", self.threads);
+                }
+                Err(e) if self.threads > 0 => {
+                    log::warn!("evloop: cannot start another pool thread ({e}); the job waits for one of the {}", self.threads);
+                }
+                Err(e) => {
+                    // No thread could run it: take it back, so it never runs.
+                    self.queue.lock().jobs.remove(&serial);
+                    return Err(e);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Takes a job out of the queue if it has not started; O(1).
+    fn cancel(&mut self, serial: u64) -> bool {
+        let work = self.queue.lock().jobs.remove(&serial);
+        work.is_some() // dropped here, outside the lock
     }
 }
 
@@ -159,6 +197,7 @@ impl Drop for Pool {
         let mut q = self.queue.lock();
         q.closed = true;
         let jobs = std::mem::take(&mut q.jobs);
+        q.order.clear();
         drop(q);
         self.queue.ready.notify_all();
         drop(jobs);
@@ -168,9 +207,9 @@ impl Drop for Pool {
 fn worker(queue: &WorkQueue) {
     let mut q = queue.lock();
     loop {
-        if let Some(job) = q.jobs.pop_front() {
+        if let Some(work) = q.pop() {
             drop(q);
-            (job.work)();
+            work();
             q = queue.lock();
         } else if q.closed {
             return;
@@ -197,7 +236,9 @@ impl EventLoop {
     /// the loop thread. A panic in `work` reaches `done` as
     /// [`JobError::Panicked`]; the pool thread survives it.
     ///
-    /// Fails only if a pool thread cannot be started; `done` then never runs.
+    /// Fails only if no pool thread is running and none can be started; the
+    /// job then never runs, nor does `done`. (If threads are running, one
+    /// that cannot be added is logged and the job waits for them.)
     pub fn spawn_blocking<T, W, D>(&mut self, work: W, done: D) -> io::Result<JobId>
     where
         T: Send + 'static,
@@ -221,21 +262,18 @@ impl EventLoop {
         // Weak: a job still running when the loop is dropped must not keep
         // the loop's poller (and its fds) alive.
         let shared: Weak<Shared> = Arc::downgrade(&self.shared);
-        let job = Job {
-            serial,
-            work: Box::new(move || {
-                let mut value = None;
-                let outcome = match catch(|| value = Some(work())) {
-                    Ok(()) => Ok(Box::new(value.take().expect("set")) as Box<dyn Any + Send>),
-                    Err(p) => Err(JobError::Panicked(panic_message(&*p))),
-                };
-                // None or Err: the loop is gone; the outcome drops here.
-                if let Some(shared) = shared.upgrade() {
-                    let _ = shared.post(move |ev: &mut EventLoop| ev.finish_job(id, outcome));
-                }
-            }),
-        };
-        if let Err(e) = self.pool.submit(job) {
+        let work: Work = Box::new(move || {
+            let mut value = None;
+            let outcome = match catch(|| value = Some(work())) {
+                Ok(()) => Ok(Box::new(value.take().expect("set")) as Box<dyn Any + Send>),
+                Err(p) => Err(JobError::Panicked(panic_message(&*p))),
+            };
+            // None or Err: the loop is gone; the outcome drops here.
+            if let Some(shared) = shared.upgrade() {
+                let _ = shared.post(move |ev: &mut EventLoop| ev.finish_job(id, outcome));
+            }
+        });
+        if let Err(e) = self.pool.submit(serial, work) {
             self.pool.take(id);
             return Err(e);
         }
@@ -247,13 +285,9 @@ impl EventLoop {
     /// `done` gets [`JobError::Cancelled`] on a later pass. False if the job
     /// already started, finished, or is unknown.
     pub fn cancel_job(&mut self, id: JobId) -> bool {
-        let mut q = self.pool.queue.lock();
-        let Some(pos) = q.jobs.iter().position(|j| j.serial == id.serial) else {
+        if !self.pool.cancel(id.serial) {
             return false;
-        };
-        let job = q.jobs.remove(pos);
-        drop(q);
-        drop(job);
+        }
         log::debug!("evloop: job {id:?} cancelled");
         self.call_soon(move |ev| ev.finish_job(id, Err(JobError::Cancelled)));
         true
