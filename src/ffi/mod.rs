@@ -34,7 +34,7 @@ mod loop_api;
 mod net;
 mod work;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void};
 use std::io;
@@ -125,12 +125,25 @@ pub(crate) struct Ids {
     pub(crate) jobs: HashMap<u64, JobId>,
     pub(crate) signals: HashMap<u64, crate::signal::SignalId>,
     next: u64,
+    /// Job ids have their own sequence (1, 2, ...), so that an id that is
+    /// no longer in `jobs` is known to be a finished job, not an unknown id.
+    jobs_issued: u64,
 }
 
 impl Ids {
     pub(crate) fn next_id(&mut self) -> u64 {
         self.next += 1;
         self.next
+    }
+
+    pub(crate) fn next_job_id(&mut self) -> u64 {
+        self.jobs_issued += 1;
+        self.jobs_issued
+    }
+
+    /// True if `id` was handed out as a job id (pending or finished).
+    pub(crate) fn was_job(&self, id: u64) -> bool {
+        (1..=self.jobs_issued).contains(&id)
     }
 }
 
@@ -156,9 +169,10 @@ pub(crate) unsafe fn publish<T>(
 }
 
 thread_local! {
-    /// The loop whose callback is running on this thread: (C pointer, live
-    /// `&mut EventLoop` of the callback).
-    static CURRENT: Cell<(usize, *mut EventLoop)> = const { Cell::new((0, std::ptr::null_mut())) };
+    /// The loops whose callbacks are running on this thread, innermost last:
+    /// (C pointer, live `&mut EventLoop` of the callback). A stack, because
+    /// a callback of loop A may run loop B, whose callback calls into A.
+    static RUNNING: RefCell<Vec<(usize, *mut EventLoop)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Publishes a callback's `&mut EventLoop` while C code runs.
@@ -167,14 +181,14 @@ pub(crate) struct Current;
 impl Current {
     /// Runs `f` (which calls into C) with `ev` published for `lp`.
     pub(crate) fn run<R>(lp: usize, ev: &mut EventLoop, f: impl FnOnce() -> R) -> R {
-        let saved = CURRENT.with(|c| c.replace((lp, ev as *mut EventLoop)));
-        struct Restore((usize, *mut EventLoop));
-        impl Drop for Restore {
+        RUNNING.with(|r| r.borrow_mut().push((lp, ev as *mut EventLoop)));
+        struct Pop;
+        impl Drop for Pop {
             fn drop(&mut self) {
-                CURRENT.with(|c| c.set(self.0));
+                RUNNING.with(|r| r.borrow_mut().pop());
             }
         }
-        let _restore = Restore(saved);
+        let _pop = Pop;
         f()
     }
 }
@@ -188,16 +202,22 @@ pub(crate) unsafe fn loop_mut<'a>(lp: *const evl_loop) -> Option<&'a mut EventLo
     if lp.is_null() {
         return None;
     }
-    let (cur, ev) = CURRENT.with(|c| c.get());
-    if cur == lp as usize {
-        // SAFETY: `ev` is the `&mut EventLoop` of the callback now running on
-        // this thread (see `Current::run`); the callback is not using it
-        // while C runs.
+    let running = RUNNING.with(|r| {
+        let r = r.borrow();
+        r.iter()
+            .rev()
+            .find(|(p, _)| *p == lp as usize)
+            .map(|&(_, ev)| ev)
+    });
+    if let Some(ev) = running {
+        // SAFETY: `ev` is the `&mut EventLoop` of a callback of this loop
+        // that is running on this thread (see `Current::run`), suspended
+        // while C runs, so nothing else uses it meanwhile.
         return Some(unsafe { &mut *ev });
     }
     // SAFETY: the caller promises a live pointer, and no callback of this
-    // loop is running (that case was handled above), so nothing else
-    // borrows it.
+    // loop is running on this thread (that case was handled above), so
+    // nothing else borrows it.
     Some(unsafe { &mut (*(lp as *mut evl_loop)).ev })
 }
 
@@ -350,6 +370,63 @@ mod tests {
             assert_eq!(loop_api::evl_loop_free(lp), 0);
         }
         let _ = std::panic::take_hook();
+    }
+
+    /// Loop A's callback runs loop B, whose callback calls into A: the entry
+    /// points must find A's running `&mut` on the per-thread stack (a second
+    /// `&mut` made from A's pointer would alias it).
+    #[test]
+    fn nested_loops_reach_the_outer_loop_through_its_running_callback() {
+        use std::ffi::c_void;
+        static LOG: std::sync::Mutex<Vec<&str>> = std::sync::Mutex::new(Vec::new());
+        struct Pair {
+            a: *mut evl_loop,
+            b: *mut evl_loop,
+        }
+        unsafe extern "C" fn in_a(_: *mut evl_loop, data: *mut c_void) {
+            // SAFETY: `data` is the test's Pair, alive for the whole test.
+            let pair = unsafe { &*(data as *const Pair) };
+            LOG.lock().unwrap().push("a");
+            // SAFETY: live loops; B is not running.
+            unsafe {
+                assert_eq!(loop_api::evl_call_soon(pair.b, Some(in_b), data, None), 0);
+                assert_eq!(loop_api::evl_run(pair.b, 0), 0);
+            }
+            LOG.lock().unwrap().push("a: b done");
+        }
+        unsafe extern "C" fn in_b(_: *mut evl_loop, data: *mut c_void) {
+            // SAFETY: as in `in_a`.
+            let pair = unsafe { &*(data as *const Pair) };
+            LOG.lock().unwrap().push("b");
+            // SAFETY: A is running further down this thread's stack.
+            unsafe {
+                assert_eq!(loop_api::evl_run(pair.a, 0), -libc::EBUSY);
+                assert_eq!(loop_api::evl_loop_free(pair.a), -libc::EBUSY);
+                assert_eq!(
+                    loop_api::evl_call_soon(pair.a, Some(later_in_a), data, None),
+                    0
+                );
+            }
+        }
+        unsafe extern "C" fn later_in_a(_: *mut evl_loop, _: *mut c_void) {
+            LOG.lock().unwrap().push("a again");
+        }
+        let mut pair = Pair {
+            a: std::ptr::null_mut(),
+            b: std::ptr::null_mut(),
+        };
+        // SAFETY: valid out pointers; both loops are freed below.
+        unsafe {
+            assert_eq!(loop_api::evl_loop_new(&mut pair.a), 0);
+            assert_eq!(loop_api::evl_loop_new(&mut pair.b), 0);
+            let data = &mut pair as *mut Pair as *mut c_void;
+            assert_eq!(loop_api::evl_call_soon(pair.a, Some(in_a), data, None), 0);
+            assert_eq!(loop_api::evl_run(pair.a, 0), 0);
+            assert_eq!(loop_api::evl_loop_free(pair.b), 0);
+            assert_eq!(loop_api::evl_loop_free(pair.a), 0);
+        }
+        assert_eq!(*LOG.lock().unwrap(), ["a", "b", "a: b done", "a again"]);
+        RUNNING.with(|r| assert!(r.borrow().is_empty(), "the stack unwound"));
     }
 
     #[test]

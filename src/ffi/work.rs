@@ -29,7 +29,7 @@ pub unsafe extern "C" fn evl_queue_work(
         let ptr = data as usize;
         let owned = shared_data(data, free_data);
         let keep = owned.clone();
-        let cid = ev.layer_state::<Ids>().next_id();
+        let cid = ev.layer_state::<Ids>().next_job_id();
         let lpu = lp as usize;
         let result = ev.spawn_blocking(
             // SAFETY: C's work function and data; the header says `data` may
@@ -63,9 +63,12 @@ pub unsafe extern "C" fn evl_queue_work(
 pub unsafe extern "C" fn evl_cancel_work(lp: *mut evl_loop, id: u64) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);
-        match ev.layer_state::<Ids>().jobs.get(&id).copied() {
+        let ids = ev.layer_state::<Ids>();
+        let (job, was_job) = (ids.jobs.get(&id).copied(), ids.was_job(id));
+        match job {
             Some(job) if ev.cancel_job(job) => 0,
             Some(_) => -libc::EBUSY,
+            None if was_job => -libc::EBUSY, // finished: its done ran
             None => -libc::ENOENT,
         }
     })
