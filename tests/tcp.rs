@@ -285,6 +285,9 @@ fn close_with_32_queued_writes_runs_all_write_callbacks_before_the_close_callbac
     let addr = server.local_addr().unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     let l = log.clone();
+    // The server side goes when the client's close callback ran (not at a
+    // fixed time, which a slow run under valgrind could beat).
+    let server_side = Rc::new(RefCell::new(Some((server, held))));
     tcp::connect(&mut ev, addr, move |ev, conn| {
         let conn = conn.unwrap();
         for i in 0..32 {
@@ -300,16 +303,17 @@ fn close_with_32_queued_writes_runs_all_write_callbacks_before_the_close_callbac
         }
         assert!(conn.write_queue_size() > 0, "some writes are still queued");
         let l = l.clone();
-        conn.close(ev, move |_| l.borrow_mut().push("closed".into()))
-            .unwrap();
+        conn.close(ev, move |ev| {
+            l.borrow_mut().push("closed".into());
+            let (server, held) = server_side.borrow_mut().take().unwrap();
+            server.close(ev); // at once: no accept after this
+            for c in held.borrow().iter() {
+                c.close(ev, |_| {}).unwrap();
+            }
+        })
+        .unwrap();
     })
     .unwrap();
-    ev.set_timeout(Duration::from_millis(50), move |ev| {
-        for c in held.borrow().iter() {
-            c.close(ev, |_| {}).unwrap();
-        }
-        server.close(ev);
-    });
     ev.run().unwrap();
     let log = log.borrow();
     assert_eq!(log.len(), 33);
