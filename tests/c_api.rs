@@ -161,3 +161,12 @@ fn echo_c_serves_two_clients_then_exits() {
         "the server exited cleanly after two clients"
     );
 }
+
+/// EMFILE on a C server: reported once per episode, no spin, waiting
+/// clients served later (tests/c/emfile_test.c lowers its own fd limit).
+#[test]
+fn emfile_c_server_pauses_and_reports_once() {
+    let bin = compile("tests/c/emfile_test.c", "emfile_test");
+    let out = run(&bin);
+    assert_eq!(lines(&out).pop().unwrap(), "32 passed, 0 failed");
+}
