@@ -56,6 +56,51 @@
 //! [`EventLoop::set_panic_handler`] the handler gets the panic instead and the
 //! loop goes on (as asyncio's exception handler).
 //!
+//! # Bad input and faults
+//!
+//! What a caller gets for each bad input or fault that the tests try (the
+//! test that tries it is named in brackets; C answers are negative errno
+//! values, see `include/evloop.h`). Nothing here panics inside the library,
+//! and no accepted callback is lost: it runs, or it is dropped exactly once.
+//!
+//! | bad input or fault | what the caller gets |
+//! |---|---|
+//! | a stale, cleared or already-fired `TimerId` | `clear_timer` returns `false`; never hits a newer timer (`timers::stale_timer_ids_never_hit_a_newer_timer`) |
+//! | a delay of `Duration::MAX` | saturates to "never"; no overflow, no panic (`timers::huge_delays_never_panic_or_overflow`) |
+//! | `run`/`run_once`/`run_nowait` inside a callback | `Err(ResourceBusy)`; C: `-EBUSY` (`run_modes::g12_reentrant_run_is_an_error`) |
+//! | a panic in any callback | unwinds out of `run()`, the loop stays usable and the rest queued; or goes to the panic handler. A panicking read callback is kept; the write callbacks due after a panicking one run next pass (`panics`, `tcp::a_panicking_*`) |
+//! | a panic reaching the C API | `-ENOTRECOVERABLE`, never unwinding into C (`ffi::tests::g10_a_panic_never_crosses_into_c`) |
+//! | `watch_raw_fd(-1, ..)` | `EBADF` |
+//! | watching a regular file or a directory | `EPERM` (`io::regular_files_and_directories_cannot_be_watched`) |
+//! | watching an fd this loop already watches, even with no interest | `AlreadyExists`; C: `-EEXIST` (`io::a_paused_fd_cannot_be_watched_twice`) |
+//! | an unknown `WatchId` | `set_interest`: `NotFound`; `unwatch`: `false` |
+//! | `take_watched` with the wrong type, or inside its own callback | `InvalidInput` (watcher untouched), `ResourceBusy` |
+//! | a hung-up or failed fd that nobody reads | delivered once, then parked: no spin (`io::hangup_reaches_the_callback_and_does_not_spin`) |
+//! | a server whose process is out of fds (`EMFILE`, `ENFILE`, ...) | accepting pauses with a backoff (5 ms to 1 s); the callback gets the error once per episode; waiting clients are served when fds are free; same in C (`faults::emfile_*`, `c_api::emfile_c_server_pauses_and_reports_once`) |
+//! | `Server::close` inside its connection callback | no further connection is delivered (`tcp::server_close_inside_the_connection_callback_takes_effect_at_once`) |
+//! | a write after `close` / after `shutdown` | `Err(NotConnected)` / `Err(EPIPE)`, the callback never runs |
+//! | closing a stream twice | `Err(NotConnected)`; a server or UDP socket: `false` |
+//! | a peer that vanished | `EPIPE` or `ECONNRESET` in the write or read callback, never SIGPIPE (`tcp::writing_to_a_peer_that_is_gone_is_epipe_not_sigpipe`, `tcp::peer_reset_mid_stream_reaches_the_read_callback`) |
+//! | an ICMP error on a UDP socket (with or without `IP_RECVERR`) | `Err(ConnectionRefused)` in the receive callback; receiving goes on (`udp::icmp_errors_are_reported_and_receiving_goes_on`) |
+//! | calls on a closed `UdpSocket` through a clone | `Err(NotConnected)`; the fd was released at close (`udp::close_releases_the_fd_while_clones_live`) |
+//! | a forbidden or out-of-range signal number | `InvalidInput` (`signal::sigkill_sigstop_and_bad_numbers_are_errors`) |
+//! | the last watcher of a signal stops | the previous disposition is back (`signal::the_last_watcher_restores_the_previous_disposition`) |
+//! | SIGCHLD inherited as ignored, or `SA_NOCLDWAIT` | set back to the default at `spawn`; exit callbacks work (`faults::children_are_reaped_by_us_even_if_sigchld_was_ignored`) |
+//! | a spawning thread with signals blocked or ignored | the child starts with none blocked or ignored (`process::children_start_with_default_signal_state`) |
+//! | a program that does not exist | `Err(NotFound)` from `spawn`, no callback |
+//! | extra fd numbers below 3 or repeated | `InvalidInput` |
+//! | the fd limit reached during `spawn` | `Err(EMFILE)`; no child, no fd left (`faults::a_spawn_under_any_fd_limit_leaves_no_child_and_no_fd`) |
+//! | a failure after the fork (no pidfd) | `Err`; the child is killed and reaped, its pipes closed (`faults::a_spawn_that_fails_after_the_fork_leaves_no_child_and_no_fd`) |
+//! | no pidfd support (`ENOSYS`) | exits are found through SIGCHLD (`faults::without_pidfds_the_exit_is_found_through_sigchld`) |
+//! | no pool thread can start | `spawn_blocking` fails and the job never runs; if threads run, the job waits for them (`faults::a_pool_thread_that_cannot_start_never_leaves_a_job_behind`) |
+//! | a panic in pool work | `JobError::Panicked` in `done`; the thread survives |
+//! | `cancel_job` of a running or finished job | `false`; C: `-EBUSY`; an id never issued: `-ENOENT` |
+//! | a pool size of 0 or over 1024 | `InvalidInput` |
+//! | posting to a dropped loop | `Err(Closed)`; C: `-ESHUTDOWN` |
+//! | dropping the loop with work pending | every pending closure dropped exactly once, none run (`handle::g9_dropping_the_loop_drops_every_pending_callback_once`) |
+//! | C: NULL pointers, unknown ids, stale stream or server pointers, bad modes or events | `-EINVAL` or `-ENOENT`; never a crash (`tests/c/api_test.c`, `tests/c/hostile_test.c`) |
+//! | C: `evl_loop_free` while alive or from its own callback | `-EBUSY` |
+//!
 //! # Logging
 //!
 //! The library logs through the `log` crate: `trace` for every pass and
