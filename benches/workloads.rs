@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evloop::net::{tcp, Stream};
+use evloop::net::{tcp, TcpStream};
 use evloop::EventLoop;
 
 fn main() {
@@ -151,8 +151,8 @@ fn ping_pong(n: u64, conns: u64, name: &str) {
         |ev, c| {
             c.unwrap()
                 .read_start(ev, |ev, s, data| match data {
-                    Ok([]) | Err(_) => drop(s.close(ev, |_| {})),
-                    Ok(bytes) => drop(s.write(ev, bytes, |_, _| {})),
+                    Ok([]) | Err(_) => drop(s.close(ev)),
+                    Ok(bytes) => drop(s.write(ev, bytes)),
                 })
                 .unwrap();
         },
@@ -165,7 +165,7 @@ fn ping_pong(n: u64, conns: u64, name: &str) {
     for _ in 0..conns {
         let (open, server, t) = (open.clone(), server.clone(), t.clone());
         tcp::connect(&mut ev, addr, move |ev, conn| {
-            let conn: Stream = conn.unwrap();
+            let conn: TcpStream = conn.unwrap();
             let mut left = per_conn;
             let mut got = 0;
             conn.read_start(ev, move |ev, s, data| {
@@ -174,21 +174,21 @@ fn ping_pong(n: u64, conns: u64, name: &str) {
                     got -= 5;
                     left -= 1;
                     if left == 0 {
-                        s.close(ev, |_| {}).unwrap();
+                        s.close(ev);
                         open.set(open.get() - 1);
                         if open.get() == 0 {
                             server.close(ev);
                         }
                         return;
                     }
-                    s.write(ev, &b"PING\n"[..], |_, _| {}).unwrap();
+                    s.write(ev, &b"PING\n"[..]).unwrap();
                 }
             })
             .unwrap();
             if t.get().is_none() {
                 t.set(Some(Instant::now()));
             }
-            conn.write(ev, &b"PING\n"[..], |_, _| {}).unwrap();
+            conn.write(ev, &b"PING\n"[..]).unwrap();
         })
         .unwrap();
     }

@@ -1,6 +1,7 @@
 //! A TCP echo server: every byte a client sends comes back. A client that
 //! does not read its echo gets backpressure: reading from it pauses while its
-//! write queue is above the high water mark.
+//! write queue is above the high water mark, and resumes (same callback)
+//! once the queue drained.
 //!
 //!     cargo run --example echo_server -- 127.0.0.1:7000
 //!     (then, elsewhere: nc 127.0.0.1 7000)
@@ -8,28 +9,24 @@
 use std::io;
 use std::net::SocketAddr;
 
-use evloop::net::{tcp, Stream};
+use evloop::net::{tcp, TcpStream};
 use evloop::EventLoop;
 
-fn on_data(ev: &mut EventLoop, conn: &Stream, data: io::Result<&[u8]>) {
+fn on_data(ev: &mut EventLoop, conn: &TcpStream, data: io::Result<&[u8]>) {
     match data {
+        // EOF: close once the echo still queued went out.
         Ok([]) => {
-            // EOF: flush the echo still queued, then close.
             let c = conn.clone();
-            let _ = conn.shutdown(ev, move |ev, _| {
-                let _ = c.close(ev, |_| {});
+            let _ = conn.shutdown_with(ev, move |ev, _| {
+                c.close(ev);
             });
         }
         Err(_) => {
-            let _ = conn.close(ev, |_| {});
+            conn.close(ev);
         }
         Ok(bytes) => {
-            let below_high_water = conn.write(ev, bytes, |_, _| {}).unwrap_or(true);
-            if !below_high_water {
-                let _ = conn.read_stop(ev);
-                conn.on_drain(|ev, conn| {
-                    let _ = conn.read_start(ev, on_data);
-                });
+            if let Ok(false) = conn.write(ev, bytes) {
+                let _ = conn.pause_reading(ev); // resumed by the drain callback
             }
         }
     }
@@ -45,6 +42,9 @@ fn main() -> io::Result<()> {
     let mut ev = EventLoop::new()?;
     let server = tcp::listen(&mut ev, addr, Default::default(), |ev, conn| match conn {
         Ok(conn) => {
+            conn.on_drain(|ev, conn| {
+                let _ = conn.resume_reading(ev);
+            });
             let _ = conn.read_start(ev, on_data);
         }
         Err(e) => eprintln!("accept: {e}"),

@@ -34,7 +34,7 @@ pub fn get(
                 Ok(c) => c,
                 Err(e) => return done(ev, Err(e)),
             };
-            let _ = conn.write(ev, request, |_, _| {});
+            let _ = conn.write(ev, request);
             let mut response = Vec::new();
             let mut done = Some(done);
             let reading = conn.read_start(ev, move |ev, conn, data| {
@@ -43,7 +43,7 @@ pub fn get(
                     Ok(bytes) => return response.extend_from_slice(bytes),
                     Err(e) => Err(e),
                 };
-                let _ = conn.close(ev, |_| {});
+                let _ = conn.close(ev);
                 if let Some(done) = done.take() {
                     done(ev, result);
                 }

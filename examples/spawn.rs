@@ -26,7 +26,7 @@ fn main() -> std::io::Result<()> {
     let mut output_done = Some(output_done);
     stdout.read_start(&mut ev, move |ev, out, data| match data {
         Ok([]) | Err(_) => {
-            let _ = out.close(ev, |_| {});
+            let _ = out.close(ev);
             if let Some(done) = output_done.take() {
                 done.complete(ev, None);
             }

@@ -29,6 +29,15 @@ pub struct Completion<T> {
     done: bool,
 }
 
+impl<T> std::fmt::Debug for Completion<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completion")
+            .field("index", &self.index)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
 /// Makes `n` completion tokens; `on_all` runs once all of them completed,
 /// with their values in token order. With `n == 0` it runs on the next pass.
 ///

@@ -29,16 +29,26 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::handle::{LoopHandle, Post, Shared};
+use crate::handle::{LoopHandle, Post, Remote};
 use crate::io::Watchers;
+use crate::panic::{catch, PanicPolicy};
 use crate::pool::Pool;
 use crate::task::ReadyQueue;
 use crate::timer::{Callback, Fired, Interval, IntervalBox, TimerId, TimerQueue};
 
-type PanicHandler = Box<dyn FnMut(&mut EventLoop, Box<dyn Any + Send>)>;
-
 /// Callbacks that keep the loop from polling this long are logged (warn).
-const SLOW_PASS: Duration = Duration::from_millis(100);
+const SLOW_CALLBACKS: Duration = Duration::from_millis(100);
+
+/// How much of the loop one `run_mode` call runs (libuv's `uv_run_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunMode {
+    /// Until nothing is left, or `stop()`: [`EventLoop::run`].
+    Default,
+    /// One pass, blocking if nothing is runnable: [`EventLoop::run_once`].
+    Once,
+    /// One pass that never blocks: [`EventLoop::run_nowait`].
+    NoWait,
+}
 
 /// A single-threaded, callback-based event loop.
 ///
@@ -46,7 +56,7 @@ const SLOW_PASS: Duration = Duration::from_millis(100);
 /// liveness rule. An `EventLoop` is `!Send`: it stays on the thread that made
 /// it; other threads reach it through [`EventLoop::handle`].
 pub struct EventLoop {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) remote: Arc<Remote>,
     ready: ReadyQueue,
     posted: ReadyQueue,
     post_buf: Vec<Post>,
@@ -59,10 +69,23 @@ pub struct EventLoop {
     now_ns: Option<u64>,
     running: bool,
     stop_requested: bool,
-    panic_handler: Option<PanicHandler>,
+    pub(crate) panics: PanicPolicy,
     iterations: u64,
     /// Per-loop state of layers built on the loop, one value per type.
     layers: Vec<Box<dyn Any>>,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("iterations", &self.iterations)
+            .field("ready", &self.ready.len())
+            .field("timers", &self.timers.len())
+            .field("watchers", &self.io.len())
+            .field("pending_jobs", &self.pool.keeping_alive())
+            .field("running", &self.running)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EventLoop {
@@ -71,7 +94,7 @@ impl EventLoop {
         let now = Instant::now();
         log::debug!("evloop: new loop");
         Ok(EventLoop {
-            shared: Arc::new(Shared::new()?),
+            remote: Arc::new(Remote::new()?),
             ready: ReadyQueue::default(),
             posted: ReadyQueue::default(),
             post_buf: Vec::new(),
@@ -83,7 +106,7 @@ impl EventLoop {
             now_ns: None,
             running: false,
             stop_requested: false,
-            panic_handler: None,
+            panics: PanicPolicy::default(),
             iterations: 0,
             layers: Vec::new(),
         })
@@ -141,9 +164,18 @@ impl EventLoop {
     }
 
     /// Sets whether a timer keeps the loop alive (Node's `ref()`/`unref()`).
-    /// Returns false if the timer is not pending.
-    pub fn set_timer_ref(&mut self, id: TimerId, keep_alive: bool) -> bool {
-        self.timers.set_ref(id, keep_alive)
+    ///
+    /// # Errors
+    /// `NotFound` if the timer is not pending (a stale id).
+    pub fn set_timer_ref(&mut self, id: TimerId, keep_alive: bool) -> io::Result<()> {
+        if self.timers.set_ref(id, keep_alive) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("evloop: {id:?} is not pending"),
+            ))
+        }
     }
 
     /// `Some(true)` if the timer is pending and keeps the loop alive,
@@ -158,33 +190,53 @@ impl EventLoop {
     }
 
     /// Runs the loop until nothing is left that could produce a callback, or
-    /// until [`stop()`](EventLoop::stop). Fails if called from inside one of the
-    /// loop's own callbacks, or if the OS poller fails.
+    /// until [`stop()`](EventLoop::stop).
+    ///
+    /// # Errors
+    /// `ResourceBusy` if called from inside one of the loop's own callbacks
+    /// (guarantee 12); the OS error if the poller fails.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// let mut ev = evloop::EventLoop::new()?;
+    /// ev.set_timeout(Duration::from_millis(1), |_| println!("done"));
+    /// ev.run()?; // returns once the timer ran: nothing is left
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn run(&mut self) -> io::Result<()> {
-        self.enter(|ev| {
-            while ev.is_alive() {
-                ev.iterate(true, false)?;
-                if ev.stop_requested {
-                    break;
-                }
-            }
-            Ok(())
-        })
+        self.run_mode(RunMode::Default).map(drop)
     }
 
     /// Runs one pass, blocking for IO or timers if nothing is runnable.
-    /// Returns whether the loop is still alive.
+    /// Returns whether the loop is still alive. Errors as [`run`](EventLoop::run).
     pub fn run_once(&mut self) -> io::Result<bool> {
-        self.enter(|ev| {
-            ev.iterate(true, true)?;
-            Ok(ev.is_alive())
-        })
+        self.run_mode(RunMode::Once)
     }
 
-    /// Runs one pass without ever blocking. Returns whether the loop is still alive.
+    /// Runs one pass without ever blocking. Returns whether the loop is still
+    /// alive. Errors as [`run`](EventLoop::run).
     pub fn run_nowait(&mut self) -> io::Result<bool> {
+        self.run_mode(RunMode::NoWait)
+    }
+
+    /// Runs the loop in `mode` (libuv's `uv_run`); returns whether it is
+    /// still alive. Errors as [`run`](EventLoop::run).
+    pub fn run_mode(&mut self, mode: RunMode) -> io::Result<bool> {
         self.enter(|ev| {
-            ev.iterate(false, false)?;
+            match mode {
+                RunMode::Default => {
+                    while ev.is_alive() {
+                        ev.iterate(mode)?;
+                        if ev.stop_requested {
+                            break;
+                        }
+                    }
+                }
+                RunMode::Once | RunMode::NoWait => ev.iterate(mode)?,
+            }
             Ok(ev.is_alive())
         })
     }
@@ -217,30 +269,14 @@ impl EventLoop {
             || self.timers.keeping_alive() > 0
             || self.io.keeping_alive() > 0
             || self.pool.keeping_alive() > 0
-            || self.shared.keeping_alive() > 0
-            || self.shared.has_posts()
+            || self.remote.keeping_alive() > 0
+            || self.remote.has_posts()
     }
 
     /// A `Send + Sync` handle for posting work from other threads. It keeps
     /// the loop alive until dropped or unref'd.
     pub fn handle(&self) -> LoopHandle {
-        LoopHandle::new(self.shared.clone())
-    }
-
-    /// Installs a handler for panics in callbacks (asyncio's exception
-    /// handler). Without one, a panic unwinds out of `run()`. With one, the
-    /// handler gets the panic payload and the loop goes on. A handler that
-    /// panics itself unwinds out of `run()` and is kept.
-    pub fn set_panic_handler(
-        &mut self,
-        handler: impl FnMut(&mut EventLoop, Box<dyn Any + Send>) + 'static,
-    ) {
-        self.panic_handler = Some(Box::new(handler));
-    }
-
-    /// Removes the panic handler: panics unwind out of `run()` again.
-    pub fn clear_panic_handler(&mut self) {
-        self.panic_handler = None;
+        LoopHandle::new(self.remote.clone())
     }
 
     /// Per-loop state of type `T` for code built on the loop (the C API keeps
@@ -274,7 +310,7 @@ impl EventLoop {
         if self.stop_requested
             || !self.ready.is_empty()
             || !self.posted.is_empty()
-            || self.shared.has_posts()
+            || self.remote.has_posts()
             || !self.is_alive()
         {
             return Some(Duration::ZERO);
@@ -289,7 +325,7 @@ impl EventLoop {
     /// to process; lets another main loop drive this one with `run_nowait`.
     pub fn backend_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
-        self.shared.poller.as_raw_fd()
+        self.remote.poller.as_raw_fd()
     }
 
     /// The loop time as nanoseconds since the loop was made (timer deadlines
@@ -322,7 +358,7 @@ impl EventLoop {
         }
     }
 
-    fn iterate(&mut self, may_block: bool, once: bool) -> io::Result<()> {
+    fn iterate(&mut self, mode: RunMode) -> io::Result<()> {
         self.iterations += 1;
         self.update_time();
         log::trace!(
@@ -336,38 +372,48 @@ impl EventLoop {
         self.run_ready();
         // `now` was read at the start of this pass: no second clock read
         // unless warnings are logged at all.
-        if log::max_level() >= log::LevelFilter::Warn {
-            let took = self.now.elapsed();
-            if took >= SLOW_PASS {
-                log::warn!(
-                    "evloop: timer and ready callbacks of pass {} took {took:?}; the loop could not poll meanwhile",
-                    self.iterations
-                );
-            }
-        }
+        self.warn_if_slow(Some(self.now), "timer and ready callbacks");
         if self.stop_requested {
             return Ok(());
         }
         self.timers.purge_dead_top(); // an exact next deadline for the timeout
-        let timeout = if may_block {
-            self.backend_timeout()
-        } else {
-            Some(Duration::ZERO)
+        let timeout = match mode {
+            RunMode::NoWait => Some(Duration::ZERO),
+            RunMode::Default | RunMode::Once => self.backend_timeout(),
         };
         let blocked = timeout != Some(Duration::ZERO);
         // Skip the poller when it could not block and nothing is watched:
         // posts are found through their flag. run_nowait always polls, so
         // that an embedding loop sees the backend fd drained.
-        if blocked || !may_block || self.io.registered() > 0 {
+        if blocked || mode == RunMode::NoWait || self.io.registered() > 0 {
             log::trace!("evloop: poll, timeout {timeout:?}");
-            self.poll_io(timeout)?;
+            let fired = self.poll_io(timeout)?;
+            if fired > 0 {
+                let started = (log::max_level() >= log::LevelFilter::Warn).then(Instant::now);
+                self.dispatch_io();
+                self.warn_if_slow(started, "IO callbacks");
+            }
         }
         self.run_posts();
-        if once && blocked {
+        if mode == RunMode::Once && blocked {
             self.update_time();
             self.run_timers();
         }
         Ok(())
+    }
+
+    /// Logs a warning if the callbacks run since `started` kept the loop
+    /// from polling for too long. One relaxed load when warnings are off.
+    fn warn_if_slow(&self, started: Option<Instant>, what: &str) {
+        if let Some(started) = started.filter(|_| log::max_level() >= log::LevelFilter::Warn) {
+            let took = started.elapsed();
+            if took >= SLOW_CALLBACKS {
+                log::warn!(
+                    "evloop: {what} of pass {} took {took:?}; the loop could not poll meanwhile",
+                    self.iterations
+                );
+            }
+        }
     }
 
     fn run_timers(&mut self) {
@@ -417,7 +463,7 @@ impl EventLoop {
     }
 
     fn run_posts(&mut self) {
-        self.shared.take_posts(&mut self.post_buf);
+        self.remote.take_posts(&mut self.post_buf);
         if !self.post_buf.is_empty() {
             for post in self.post_buf.drain(..) {
                 self.posted.push(post);
@@ -437,39 +483,17 @@ impl EventLoop {
             }
         }
     }
-
-    /// A callback panicked and the loop is consistent again: hand the payload
-    /// to the handler, or unwind out of `run()`.
-    pub(crate) fn panicked(&mut self, payload: Box<dyn Any + Send>) {
-        let Some(mut handler) = self.panic_handler.take() else {
-            panic::resume_unwind(payload);
-        };
-        let result = catch(|| handler(self, payload));
-        if self.panic_handler.is_none() {
-            self.panic_handler = Some(handler);
-        }
-        if let Err(p) = result {
-            panic::resume_unwind(p);
-        }
-    }
 }
 
 impl Drop for EventLoop {
     fn drop(&mut self) {
         log::debug!("evloop: drop loop");
         // Refuse new posts first, so a destructor that posts gets `Err(Closed)`.
-        let posts = self.shared.close();
+        let posts = self.remote.close();
         drop(posts);
-        self.io.clear(&self.shared.poller);
+        self.io.clear(&self.remote.poller);
         // Every other queued closure drops with its field, exactly once.
     }
-}
-
-/// Calls `f`, catching a panic. The loop's own state is always consistent
-/// at the points where callbacks run, so unwind safety is asserted.
-#[inline]
-pub(crate) fn catch(f: impl FnOnce()) -> Result<(), Box<dyn Any + Send>> {
-    panic::catch_unwind(AssertUnwindSafe(f))
 }
 
 /// `d` in nanoseconds, saturating at `u64::MAX` (584 years). Plain u64

@@ -19,9 +19,7 @@ fn on_pool<T: Send + 'static>(
     op: impl FnOnce() -> io::Result<T> + Send + 'static,
     done: impl FnOnce(&mut EventLoop, io::Result<T>) + 'static,
 ) -> io::Result<JobId> {
-    ev.spawn_blocking(op, move |ev, outcome| {
-        done(ev, outcome.map_err(io::Error::from).and_then(|r| r))
-    })
+    ev.spawn_blocking_io(op, done)
 }
 
 /// Reads a whole file.

@@ -1,7 +1,7 @@
 //! [`LoopHandle`]: the one way into a loop from other threads.
 //!
 //! Everything a loop owns is `!Send`; the only state shared with other threads
-//! is [`Shared`]: the poller (so a thread can wake a blocked loop), a queue of
+//! is [`Remote`]: the poller (so a thread can wake a blocked loop), a queue of
 //! posted closures, and a count of the handles that keep the loop alive.
 //!
 //! Wakeups are coalesced: a post only calls `Poller::notify` when it finds the
@@ -25,7 +25,7 @@ struct Posts {
 }
 
 /// The part of a loop that other threads may touch.
-pub(crate) struct Shared {
+pub(crate) struct Remote {
     pub(crate) poller: Poller,
     posts: Mutex<Posts>,
     /// Set while `posts.queue` is not empty; lets the loop skip the lock.
@@ -34,9 +34,9 @@ pub(crate) struct Shared {
     keep_alive: AtomicUsize,
 }
 
-impl Shared {
-    pub(crate) fn new() -> std::io::Result<Shared> {
-        Ok(Shared {
+impl Remote {
+    pub(crate) fn new() -> std::io::Result<Remote> {
+        Ok(Remote {
             poller: Poller::new()?,
             posts: Mutex::new(Posts {
                 queue: Vec::new(),
@@ -164,17 +164,17 @@ pub struct LoopHandle {
 
 /// One counted reference to the loop; cloning counts again.
 struct KeepAlive {
-    shared: Arc<Shared>,
+    remote: Arc<Remote>,
     refd: bool,
 }
 
 impl Clone for KeepAlive {
     fn clone(&self) -> Self {
         if self.refd {
-            self.shared.add_keep_alive();
+            self.remote.add_keep_alive();
         }
         KeepAlive {
-            shared: self.shared.clone(),
+            remote: self.remote.clone(),
             refd: self.refd,
         }
     }
@@ -183,16 +183,16 @@ impl Clone for KeepAlive {
 impl Drop for KeepAlive {
     fn drop(&mut self) {
         if self.refd {
-            self.shared.release_keep_alive();
+            self.remote.release_keep_alive();
         }
     }
 }
 
 impl LoopHandle {
-    pub(crate) fn new(shared: Arc<Shared>) -> LoopHandle {
-        shared.add_keep_alive();
+    pub(crate) fn new(remote: Arc<Remote>) -> LoopHandle {
+        remote.add_keep_alive();
         LoopHandle {
-            token: KeepAlive { shared, refd: true },
+            token: KeepAlive { remote, refd: true },
         }
     }
 
@@ -203,7 +203,7 @@ impl LoopHandle {
     pub fn call_soon(&self, f: impl FnOnce(&mut EventLoop) + Send + 'static) -> Result<(), Closed> {
         // On failure `f` drops here, outside the queue's lock: its destructor
         // may post again.
-        self.token.shared.post(f).map_err(|_| Closed)
+        self.token.remote.post(f).map_err(|_| Closed)
     }
 
     /// As [`call_soon`](LoopHandle::call_soon), but hands `f` back, undropped,
@@ -212,15 +212,15 @@ impl LoopHandle {
     where
         F: FnOnce(&mut EventLoop) + Send + 'static,
     {
-        self.token.shared.post(f)
+        self.token.remote.post(f)
     }
 
     /// Sets whether this handle keeps the loop alive (it does by default).
     pub fn set_ref(&mut self, keep_alive: bool) {
         let t = &mut self.token;
         match (t.refd, keep_alive) {
-            (false, true) => t.shared.add_keep_alive(),
-            (true, false) => t.shared.release_keep_alive(),
+            (false, true) => t.remote.add_keep_alive(),
+            (true, false) => t.remote.release_keep_alive(),
             _ => {}
         }
         t.refd = keep_alive;
@@ -233,7 +233,7 @@ impl LoopHandle {
 
     /// True once the loop was dropped; `call_soon` then always fails.
     pub fn is_closed(&self) -> bool {
-        self.token.shared.is_closed()
+        self.token.remote.is_closed()
     }
 }
 

@@ -28,18 +28,23 @@
 //! number, so an event collected for a watcher that was removed earlier in the
 //! same pass is recognised as stale and not delivered, even if a new watcher
 //! took the slot.
+//!
+//! [`Watchers`] owns the table and all its bookkeeping (registration, counts,
+//! parking); the `EventLoop` methods below only delegate to it, and run the
+//! callbacks, which need the loop.
 
 use std::any::Any;
 use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
 
-use crate::event_loop::catch;
-use crate::EventLoop;
+use crate::id::Key;
+use crate::panic::catch;
+use crate::{sys, EventLoop};
 
 /// Which readiness a watcher wants to hear about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -90,22 +95,15 @@ pub struct Readiness {
     pub error: bool,
 }
 
-/// Identifies a watcher; never reused for the loop's lifetime.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct WatchId {
-    slot: u32,
-    serial: u64,
+crate::id::id_type! {
+    /// Identifies a watcher; never reused for the loop's lifetime.
+    WatchId
 }
 
 impl WatchId {
-    /// The id as one number (unique for the loop's lifetime), for logs and the C API.
-    pub fn as_u64(self) -> u64 {
-        self.serial
-    }
-
-    fn key(self) -> usize {
+    fn poller_key(self) -> usize {
         // 31 serial bits: the key can never be polling's reserved usize::MAX.
-        (self.slot as usize) | (((self.serial & 0x7fff_ffff) as usize) << 32)
+        (self.0.slot as usize) | (((self.0.serial & 0x7fff_ffff) as usize) << 32)
     }
 }
 
@@ -153,6 +151,18 @@ impl Entry {
     }
 }
 
+/// A watcher whose callback is about to run: its body, taken out of the
+/// table, and what is needed to put it back.
+struct Dispatch {
+    id: WatchId,
+    body: Box<dyn Body>,
+    readiness: Readiness,
+    changes: u32,
+    /// A hang-up or error delivered with nothing left to read.
+    final_delivery: bool,
+    fd: RawFd,
+}
+
 /// The loop's table of watchers.
 pub(crate) struct Watchers {
     entries: Slab<Entry>,
@@ -163,6 +173,22 @@ pub(crate) struct Watchers {
     keeping_alive: usize,
     /// The fds of all watchers, polled or not: one watcher per fd.
     fds: HashSet<RawFd>,
+}
+
+fn unknown_watcher(id: WatchId) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("evloop: {id:?} is not a live watcher"),
+    )
+}
+
+fn to_event(key: usize, interest: Interest) -> Event {
+    Event::new(key, interest.readable, interest.writable)
+}
+
+fn borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: only called for fds of live watchers, which are open (see `sync`).
+    unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
 impl Watchers {
@@ -192,10 +218,62 @@ impl Watchers {
     }
 
     fn get(&mut self, id: WatchId) -> Option<&mut Entry> {
-        match self.entries.get_mut(id.slot as usize) {
-            Some(e) if e.serial == id.serial => Some(e),
+        match self.entries.get_mut(id.0.slot as usize) {
+            Some(e) if e.serial == id.0.serial => Some(e),
             _ => None,
         }
+    }
+
+    fn contains(&self, id: WatchId) -> bool {
+        matches!(self.entries.get(id.0.slot as usize), Some(e) if e.serial == id.0.serial)
+    }
+
+    /// Adds a watcher for `fd`. Fails for an fd already watched, or one the
+    /// poller refuses (a regular file: `EPERM`).
+    fn insert(
+        &mut self,
+        poller: &Poller,
+        fd: RawFd,
+        interest: Interest,
+        body: Box<dyn Body>,
+    ) -> io::Result<WatchId> {
+        if self.fds.contains(&fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("evloop: fd {fd} is already watched by this loop"),
+            ));
+        }
+        let serial = self.next_serial;
+        let slot = self.entries.insert(Entry {
+            serial,
+            fd,
+            interest,
+            keeps_alive: true,
+            registered: false,
+            parked: false,
+            changes: 0,
+            body: Some(body),
+        });
+        let id = WatchId(Key::new(slot, serial));
+        let result = if interest.is_none() {
+            // Not polled yet, but an fd that can never be polled must fail
+            // now: register it with no interest once, then take it out.
+            // SAFETY: `fd` is open (the caller holds it) and leaves the poller
+            // again before this call returns.
+            unsafe { poller.add(fd, Event::none(id.poller_key())) }
+                .and_then(|()| poller.delete(borrow(fd)))
+        } else {
+            self.sync(poller, id)
+        };
+        if let Err(e) = result {
+            self.entries.remove(slot);
+            log::debug!("evloop: cannot watch fd {fd}: {e}");
+            return Err(e);
+        }
+        self.next_serial += 1;
+        self.fds.insert(fd);
+        log::debug!("evloop: watch fd {fd} as {id:?} for {interest:?}");
+        Ok(id)
     }
 
     /// Puts the entry's fd in or out of the poller to match its state.
@@ -204,7 +282,7 @@ impl Watchers {
         let want = !entry.interest.is_none() && !entry.parked;
         let (was_alive, was_registered) = (entry.keeps_alive(), entry.registered);
         let fd = entry.fd;
-        let event = to_event(id.key(), entry.interest);
+        let event = to_event(id.poller_key(), entry.interest);
         let result = match (entry.registered, want) {
             // SAFETY: the fd stays open while it is registered: an owned
             // source is only dropped after `delete`, and raw-fd callers
@@ -235,9 +313,31 @@ impl Watchers {
         }
     }
 
-    /// Deregisters and removes an entry; its body (if not running) is returned.
-    fn remove(&mut self, poller: &Poller, id: WatchId) -> Option<Box<dyn Body>> {
-        let entry = self.entries.remove(id.slot as usize);
+    /// Changes what a watcher waits for; re-arms a parked one.
+    fn set_interest(&mut self, poller: &Poller, id: WatchId, interest: Interest) -> io::Result<()> {
+        let entry = self.get(id).ok_or_else(|| unknown_watcher(id))?;
+        entry.interest = interest;
+        entry.parked = false;
+        entry.changes = entry.changes.wrapping_add(1);
+        self.sync(poller, id)
+    }
+
+    fn set_ref(&mut self, id: WatchId, keep_alive: bool) -> io::Result<()> {
+        let entry = self.get(id).ok_or_else(|| unknown_watcher(id))?;
+        let was = entry.keeps_alive();
+        entry.keeps_alive = keep_alive;
+        let now = entry.keeps_alive();
+        self.recount(was, now);
+        Ok(())
+    }
+
+    /// Deregisters and removes a watcher. `None` if the id is not live;
+    /// `Some(None)` if its callback is running (its body is out).
+    fn remove(&mut self, poller: &Poller, id: WatchId) -> Option<Option<Box<dyn Body>>> {
+        if !self.contains(id) {
+            return None;
+        }
+        let entry = self.entries.remove(id.0.slot as usize);
         self.fds.remove(&entry.fd);
         if entry.registered {
             if let Err(e) = poller.delete(borrow(entry.fd)) {
@@ -248,7 +348,33 @@ impl Watchers {
         if entry.keeps_alive() {
             self.keeping_alive -= 1;
         }
-        entry.body
+        log::debug!("evloop: unwatch {id:?}");
+        Some(entry.body)
+    }
+
+    /// Removes a watcher and returns its source, if it is an `S`.
+    fn take_source<S: 'static>(&mut self, poller: &Poller, id: WatchId) -> io::Result<S> {
+        let entry = self.get(id).ok_or_else(|| unknown_watcher(id))?;
+        match &entry.body {
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    "evloop: take_watched inside the watcher's own callback (use unwatch)",
+                ))
+            }
+            Some(body) if !body.source().is::<S>() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "evloop: take_watched with the wrong source type",
+                ))
+            }
+            Some(_) => {}
+        }
+        let body = self.remove(poller, id).flatten().expect("checked above");
+        Ok(*body
+            .into_source()
+            .downcast::<S>()
+            .expect("type checked above"))
     }
 
     /// Deregisters everything (the loop is being dropped).
@@ -263,40 +389,81 @@ impl Watchers {
         self.registered = 0;
         self.keeping_alive = 0;
     }
-}
 
-fn to_event(key: usize, interest: Interest) -> Event {
-    Event::new(key, interest.readable, interest.writable)
-}
+    /// Waits for IO and collects the ready watchers; returns how many.
+    fn poll(&mut self, poller: &Poller, timeout: Option<Duration>) -> io::Result<usize> {
+        self.events.clear();
+        self.fired.clear();
+        if let Err(e) = poller.wait(&mut self.events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(0);
+            }
+            return Err(e);
+        }
+        let events = &self.events;
+        self.fired.extend(events.iter().map(|e| {
+            (
+                e.key,
+                Readiness {
+                    readable: e.readable,
+                    writable: e.writable,
+                    hangup: e.is_interrupt(),
+                    error: e.is_err().unwrap_or(false),
+                },
+            )
+        }));
+        Ok(self.fired.len())
+    }
 
-fn borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
-    // SAFETY: only called for fds of live watchers, which are open (see `sync`).
-    unsafe { BorrowedFd::borrow_raw(fd) }
-}
+    /// Takes the body of the watcher behind a poller key out to run it;
+    /// `None` for an event of a watcher removed (or paused) since.
+    fn begin(&mut self, key: usize, r: Readiness) -> Option<Dispatch> {
+        let slot = key & 0xffff_ffff;
+        let serial_bits = (key >> 32) as u64;
+        let entry = self.entries.get_mut(slot)?;
+        if entry.serial & 0x7fff_ffff != serial_bits || !entry.registered {
+            return None; // removed (or paused) earlier in this pass
+        }
+        let body = entry.body.take()?;
+        let readiness = Readiness {
+            readable: r.readable && entry.interest.readable,
+            writable: r.writable && entry.interest.writable,
+            ..r
+        };
+        Some(Dispatch {
+            id: WatchId(Key::new(slot, entry.serial)),
+            body,
+            readiness,
+            changes: entry.changes,
+            final_delivery: (r.hangup || r.error) && sys::bytes_to_read(entry.fd) == 0,
+            fd: entry.fd,
+        })
+    }
 
-/// Bytes waiting to be read, if the fd can tell (pipes, sockets, ttys).
-fn bytes_to_read(fd: RawFd) -> usize {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int through the pointer, which is valid.
-    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
-    if rc == 0 && n > 0 {
-        n as usize
-    } else {
-        0
+    /// Puts a body back after its callback ran, and parks the watcher if
+    /// its hang-up or error outlived a final delivery that left it as it was.
+    /// A watcher removed inside its callback drops its body (and source) here.
+    fn end(&mut self, poller: &Poller, d: Dispatch) {
+        let Some(entry) = self.get(d.id) else {
+            return; // unwatched inside its callback: `d.body` drops now
+        };
+        entry.body = Some(d.body);
+        let untouched = entry.changes == d.changes && entry.registered;
+        if untouched && d.final_delivery && still_failed(d.fd) {
+            log::debug!(
+                "evloop: {:?} hung up or failed; parked until set_interest",
+                d.id
+            );
+            entry.parked = true;
+            let _ = self.sync(poller, d.id);
+        }
     }
 }
 
 /// True if `fd` still reports a hang-up or an error and has nothing to read:
 /// polling it again would spin.
 fn still_failed(fd: RawFd) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let rc = unsafe { libc::poll(&mut p, 1, 0) };
-    rc == 1 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0 && bytes_to_read(fd) == 0
+    sys::hung_up_or_failed(fd) && sys::bytes_to_read(fd) == 0
 }
 
 impl EventLoop {
@@ -305,16 +472,41 @@ impl EventLoop {
     ///
     /// The loop owns `source` until [`unwatch`](EventLoop::unwatch) (which drops
     /// it) or [`take_watched`](EventLoop::take_watched) (which returns it).
-    /// Errors: the fd is already watched by this loop (`AlreadyExists`), or it
-    /// cannot be polled, such as a regular file or a directory (`EPERM`). On
-    /// error the source is dropped and the callback never runs.
+    ///
+    /// # Errors
+    /// The fd is already watched by this loop (`AlreadyExists`), or it cannot
+    /// be polled, such as a regular file or a directory (`EPERM`). On error
+    /// the source is dropped and the callback never runs.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::{Read, Write};
+    /// use evloop::{EventLoop, Interest};
+    /// let (mut a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut ev = EventLoop::new()?;
+    /// ev.watch(b, Interest::READABLE, |ev, b, _| {
+    ///     let mut buf = [0; 16];
+    ///     let n = b.read(&mut buf).unwrap();
+    ///     println!("got {:?}", &buf[..n]);
+    ///     ev.stop();
+    /// })?;
+    /// a.write_all(b"ping")?;
+    /// ev.run()
+    /// # }
+    /// ```
     pub fn watch<S, F>(&mut self, source: S, interest: Interest, callback: F) -> io::Result<WatchId>
     where
         S: AsFd + 'static,
         F: FnMut(&mut EventLoop, &mut S, Readiness) + 'static,
     {
         let fd = source.as_fd().as_raw_fd();
-        self.add_watcher(fd, interest, Box::new(Owned { source, callback }))
+        self.io.insert(
+            &self.remote.poller,
+            fd,
+            interest,
+            Box::new(Owned { source, callback }),
+        )
     }
 
     /// Watches a raw fd that the caller owns.
@@ -325,6 +517,9 @@ impl EventLoop {
     /// [`unwatch`](EventLoop::unwatch) or the loop is dropped: closing a
     /// watched fd breaks the OS poller's bookkeeping (as with libuv's
     /// `uv_poll`). The loop never closes `fd`.
+    ///
+    /// # Errors
+    /// As [`watch`](EventLoop::watch); `EBADF` for a negative fd.
     pub unsafe fn watch_raw_fd<F>(
         &mut self,
         fd: RawFd,
@@ -342,130 +537,48 @@ impl EventLoop {
             source: fd,
             callback: move |ev: &mut EventLoop, fd: &mut RawFd, r| callback(ev, *fd, r),
         };
-        self.add_watcher(fd, interest, Box::new(body))
-    }
-
-    fn add_watcher(
-        &mut self,
-        fd: RawFd,
-        interest: Interest,
-        body: Box<dyn Body>,
-    ) -> io::Result<WatchId> {
-        if self.io.fds.contains(&fd) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("evloop: fd {fd} is already watched by this loop"),
-            ));
-        }
-        let serial = self.io.next_serial;
-        self.io.next_serial += 1;
-        let slot = self.io.entries.insert(Entry {
-            serial,
-            fd,
-            interest,
-            keeps_alive: true,
-            registered: false,
-            parked: false,
-            changes: 0,
-            body: Some(body),
-        });
-        let id = WatchId {
-            slot: u32::try_from(slot).expect("more than 4 billion watchers"),
-            serial,
-        };
-        let result = if interest.is_none() {
-            // Not polled yet, but an fd that can never be polled must fail
-            // now: register it with no interest once, then take it out.
-            // SAFETY: `fd` is open (the caller holds it) and leaves the poller
-            // again before this call returns.
-            unsafe { self.shared.poller.add(fd, Event::none(id.key())) }
-                .and_then(|()| self.shared.poller.delete(borrow(fd)))
-        } else {
-            self.io.sync(&self.shared.poller, id)
-        };
-        if let Err(e) = result {
-            self.io.entries.remove(slot);
-            log::debug!("evloop: cannot watch fd {fd}: {e}");
-            return Err(e);
-        }
-        self.io.fds.insert(fd);
-        log::debug!("evloop: watch fd {fd} as {id:?} for {interest:?}");
-        Ok(id)
+        self.io
+            .insert(&self.remote.poller, fd, interest, Box::new(body))
     }
 
     /// Changes what a watcher waits for; also re-arms a parked watcher.
     /// Safe from any callback, the watcher's own included.
+    ///
+    /// # Errors
+    /// `NotFound` for a stale id; the poller's error otherwise.
     pub fn set_interest(&mut self, id: WatchId, interest: Interest) -> io::Result<()> {
-        let Some(entry) = self.io.get(id) else {
-            return Err(unknown_watcher(id));
-        };
-        entry.interest = interest;
-        entry.parked = false;
-        entry.changes = entry.changes.wrapping_add(1);
-        self.io.sync(&self.shared.poller, id)
+        self.io.set_interest(&self.remote.poller, id, interest)
     }
 
     /// Stops a watcher and drops its source (after deleting it from the
     /// poller). From inside its own callback, the source drops when the
     /// callback returns. False if the id is not a live watcher.
     pub fn unwatch(&mut self, id: WatchId) -> bool {
-        if self.io.get(id).is_none() {
-            return false;
-        }
-        log::debug!("evloop: unwatch {id:?}");
-        drop(self.io.remove(&self.shared.poller, id));
-        true
+        // The body (and its source) drops here, after the fd left the poller.
+        self.io.remove(&self.remote.poller, id).is_some()
     }
 
     /// Stops a watcher and gives its source back.
     ///
-    /// Errors: unknown id (`NotFound`), a source of another type
-    /// (`InvalidInput`; the watcher is left as it was), or the watcher's own
-    /// callback is running (`ResourceBusy`: use `unwatch` there).
+    /// # Errors
+    /// Unknown id (`NotFound`), a source of another type (`InvalidInput`; the
+    /// watcher is left as it was), or the watcher's own callback is running
+    /// (`ResourceBusy`: use `unwatch` there).
     pub fn take_watched<S: 'static>(&mut self, id: WatchId) -> io::Result<S> {
-        let Some(entry) = self.io.get(id) else {
-            return Err(unknown_watcher(id));
-        };
-        match &entry.body {
-            None => {
-                return Err(io::Error::new(
-                    io::ErrorKind::ResourceBusy,
-                    "evloop: take_watched inside the watcher's own callback (use unwatch)",
-                ))
-            }
-            Some(body) if !body.source().is::<S>() => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "evloop: take_watched with the wrong source type",
-                ))
-            }
-            Some(_) => {}
-        }
-        let body = self
-            .io
-            .remove(&self.shared.poller, id)
-            .expect("checked above");
-        Ok(*body
-            .into_source()
-            .downcast::<S>()
-            .expect("type checked above"))
+        self.io.take_source(&self.remote.poller, id)
     }
 
-    /// Sets whether a watcher keeps the loop alive. False if the id is stale.
-    pub fn set_watch_ref(&mut self, id: WatchId, keep_alive: bool) -> bool {
-        let Some(entry) = self.io.get(id) else {
-            return false;
-        };
-        let was = entry.keeps_alive();
-        entry.keeps_alive = keep_alive;
-        let now = entry.keeps_alive();
-        self.io.recount(was, now);
-        true
+    /// Sets whether a watcher keeps the loop alive (it does by default).
+    ///
+    /// # Errors
+    /// `NotFound` for a stale id.
+    pub fn set_watch_ref(&mut self, id: WatchId, keep_alive: bool) -> io::Result<()> {
+        self.io.set_ref(id, keep_alive)
     }
 
     /// True if `id` is a live watcher (active, paused or parked).
     pub fn is_watching(&self, id: WatchId) -> bool {
-        matches!(self.io.entries.get(id.slot as usize), Some(e) if e.serial == id.serial)
+        self.io.contains(id)
     }
 
     /// Number of watchers that exist.
@@ -473,96 +586,27 @@ impl EventLoop {
         self.io.len()
     }
 
-    /// Waits for IO (at most `timeout`, `None` = forever) and runs the
-    /// callbacks of ready watchers.
-    pub(crate) fn poll_io(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.io.events.clear();
-        if let Err(e) = self.shared.poller.wait(&mut self.io.events, timeout) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(());
-            }
-            return Err(e);
-        }
-        let mut fired = std::mem::take(&mut self.io.fired);
-        fired.clear();
-        fired.extend(self.io.events.iter().map(|e| {
-            let hangup = e.is_interrupt();
-            let error = e.is_err().unwrap_or(false);
-            (
-                e.key,
-                Readiness {
-                    readable: e.readable,
-                    writable: e.writable,
-                    hangup,
-                    error,
-                },
-            )
-        }));
-        let started = (log::max_level() >= log::LevelFilter::Warn).then(Instant::now);
+    /// Waits for IO (at most `timeout`, `None` = forever); returns how many
+    /// watchers are ready. [`dispatch_io`](EventLoop::dispatch_io) runs them.
+    pub(crate) fn poll_io(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.io.poll(&self.remote.poller, timeout)
+    }
+
+    /// Runs the callbacks of the watchers the last poll found ready.
+    pub(crate) fn dispatch_io(&mut self) {
+        let fired = std::mem::take(&mut self.io.fired);
         for &(key, readiness) in &fired {
-            self.dispatch(key, readiness);
-        }
-        if let Some(took) = started
-            .map(|t| t.elapsed())
-            .filter(|t| t.as_millis() >= 100)
-        {
-            log::warn!(
-                "evloop: IO callbacks of {} watchers took {took:?}",
-                fired.len()
-            );
+            let Some(mut d) = self.io.begin(key, readiness) else {
+                continue;
+            };
+            log::trace!("evloop: io {:?} fd {} {:?}", d.id, d.fd, d.readiness);
+            let r = d.readiness;
+            let result = catch(|| d.body.fire(self, r));
+            self.io.end(&self.remote.poller, d);
+            if let Err(p) = result {
+                self.panicked(p);
+            }
         }
         self.io.fired = fired;
-        Ok(())
     }
-
-    fn dispatch(&mut self, key: usize, r: Readiness) {
-        let slot = key & 0xffff_ffff;
-        let serial_bits = (key >> 32) as u64;
-        let Some(entry) = self.io.entries.get_mut(slot) else {
-            return;
-        };
-        if entry.serial & 0x7fff_ffff != serial_bits || !entry.registered {
-            return; // removed (or paused) earlier in this pass
-        }
-        let Some(mut body) = entry.body.take() else {
-            return;
-        };
-        let id = WatchId {
-            slot: slot as u32,
-            serial: entry.serial,
-        };
-        let changes = entry.changes;
-        let r = Readiness {
-            readable: r.readable && entry.interest.readable,
-            writable: r.writable && entry.interest.writable,
-            ..r
-        };
-        let fd = entry.fd;
-        log::trace!("evloop: io {id:?} fd {fd} {r:?}");
-        // Delivered with nothing left to read: the callback sees the end.
-        let final_delivery = (r.hangup || r.error) && bytes_to_read(fd) == 0;
-        let result = catch(|| body.fire(self, r));
-        if let Some(entry) = self.io.get(id) {
-            entry.body = Some(body);
-            let untouched = entry.changes == changes && entry.registered;
-            // ... and if the condition outlived that delivery, it is final.
-            if untouched && final_delivery && still_failed(fd) {
-                log::debug!("evloop: {id:?} hung up or failed; parked until set_interest");
-                entry.parked = true;
-                let _ = self.io.sync(&self.shared.poller, id);
-            }
-        }
-        // else: unwatched inside its callback; `body` (the source) drops now,
-        // after the fd left the poller.
-        if let Err(p) = result {
-            self.panicked(p);
-        }
-    }
-}
-
-fn unknown_watcher(id: WatchId) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("evloop: {id:?} is not a live watcher"),
-    )
 }

@@ -40,6 +40,56 @@
 //!
 //! No callback ever runs inside the call that scheduled it.
 //!
+//! # Guarantees
+//!
+//! Code and tests cite these by number (a test named `g4_...` proves
+//! guarantee 4).
+//!
+//! 1. `call_soon` callbacks run in FIFO order.
+//! 2. Timers run in deadline order; equal deadlines run in the order set.
+//! 3. A deadline is `now() + delay`, where `now()` is the loop time cached at
+//!    the start of the pass (as in libuv); a timer never runs before it.
+//! 4. A callback queued by a running callback runs in a later pass, after the
+//!    loop looked at timers and IO again: a callback that re-queues itself
+//!    forever cannot starve a timer or a socket.
+//! 5. A cleared timer never runs; clearing from inside any callback, the
+//!    interval's own included, takes effect at once.
+//! 6. `run()` returns when no callback is queued, no timer is pending, no
+//!    watcher is active, no pool job and no [`LoopHandle`] is outstanding;
+//!    anything that should not keep the loop alive can be unref'd.
+//! 7. [`stop()`](EventLoop::stop) makes `run()` return at the end of the
+//!    current pass, before it polls again; nothing is dropped, and a later
+//!    `run()` resumes.
+//! 8. A panicking callback unwinds out of `run()`, leaving the loop
+//!    consistent and the rest of its work queued; or, with a panic handler,
+//!    the handler gets it and the loop goes on.
+//! 9. Dropping the loop drops every pending callback exactly once; none runs
+//!    after the drop, and [`LoopHandle::call_soon`] returns `Err(Closed)`.
+//! 10. The C API never lets a Rust panic cross into C.
+//! 11. No callback runs inside the call that scheduled it (`call_soon`,
+//!     `set_timeout`, a write, a close): a call that fails returns the error
+//!     and its callback never runs.
+//! 12. `run`, `run_once` or `run_nowait` called from inside one of the loop's
+//!     callbacks returns an error; it never recurses or corrupts state.
+//! 13. Timers keep full `Instant` resolution and never run early; an interval
+//!     re-arms from the loop time its call started and never runs twice in
+//!     one pass after a stall.
+//!
+//! # Ids and handles: one convention
+//!
+//! Ending something is idempotent and says whether it did anything:
+//! [`clear_timer`](EventLoop::clear_timer), [`unwatch`](EventLoop::unwatch),
+//! [`cancel_job`](EventLoop::cancel_job), [`signal::stop_signal`], and
+//! `close` on a stream, server or UDP socket return `true` if this call ended
+//! it and `false` if it had already ended. Anything else asked of a thing that
+//! has ended fails: `NotFound` for a stale id (timer, watcher, signal),
+//! `NotConnected` for a closed stream, server or socket. Ids are never
+//! reused, so a stale id never reaches a newer thing.
+//!
+//! Calls that take a completion callback come in two forms: without one
+//! (`write`, `close`, `shutdown`, `send_to`) and with one (`write_with`,
+//! `close_with`, `shutdown_with`, `send_to_with`).
+//!
 //! # Liveness
 //!
 //! The loop is alive while any of these exists: a queued callback, a pending
@@ -109,24 +159,32 @@
 //!
 //! [`run`]: EventLoop::run
 
+#![deny(missing_docs, missing_debug_implementations)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod combinators;
+mod error;
 mod event_loop;
 mod ffi;
 pub mod fs;
 mod handle;
+mod id;
 mod io;
 pub mod net;
+mod panic;
 mod pool;
 pub mod process;
 pub mod signal;
+mod sys;
 mod task;
 mod timer;
 
 pub use combinators::{gather, Completion};
-pub use event_loop::EventLoop;
+pub use error::ErrorContext;
+pub use event_loop::{EventLoop, RunMode};
 pub use handle::{Closed, LoopHandle};
 pub use io::{Interest, Readiness, WatchId};
-pub use pool::{JobError, JobId};
+pub use pool::{JobError, JobId, JobStatus};
 pub use timer::TimerId;
 
 /// The README's Rust snippets run as doctests, so they cannot rot.

@@ -28,15 +28,25 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use slab::Slab;
 
-use crate::event_loop::catch;
-use crate::handle::Shared;
+use crate::handle::Remote;
+use crate::id::Key;
+use crate::panic::catch;
 use crate::EventLoop;
 
-/// Identifies a job given to [`EventLoop::spawn_blocking`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct JobId {
-    slot: u32,
-    serial: u64,
+crate::id::id_type! {
+    /// Identifies a job given to [`EventLoop::spawn_blocking`].
+    JobId
+}
+
+/// Where a job stands, as [`EventLoop::job_status`] tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Queued or running: its `done` has not run yet.
+    Pending,
+    /// Its `done` ran (or was dropped, for a job that could not start).
+    Finished,
+    /// Not a job of this loop.
+    Unknown,
 }
 
 /// Why a job has no result.
@@ -146,12 +156,28 @@ impl Pool {
         self.pending.len()
     }
 
+    /// Files `done` as a pending job's callback; the job gets the id.
+    fn add(&mut self, done: Done) -> JobId {
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        JobId(Key::new(self.pending.insert((serial, done)), serial))
+    }
+
+    /// Takes a pending job's callback out (when it finished or failed).
     fn take(&mut self, id: JobId) -> Option<Done> {
-        match self.pending.get(id.slot as usize) {
-            Some((serial, _)) if *serial == id.serial => {
-                Some(self.pending.remove(id.slot as usize).1)
+        match self.pending.get(id.0.slot as usize) {
+            Some((serial, _)) if *serial == id.0.serial => {
+                Some(self.pending.remove(id.0.slot as usize).1)
             }
             _ => None,
+        }
+    }
+
+    fn status(&self, id: JobId) -> JobStatus {
+        match self.pending.get(id.0.slot as usize) {
+            Some((serial, _)) if *serial == id.0.serial => JobStatus::Pending,
+            _ if (1..self.next_serial).contains(&id.0.serial) => JobStatus::Finished,
+            _ => JobStatus::Unknown,
         }
     }
 
@@ -182,6 +208,20 @@ impl Pool {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn set_size(&mut self, threads: usize) -> io::Result<()> {
+        if !(1..=MAX_SIZE).contains(&threads) || threads < self.threads {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "evloop: pool size {threads} (must be 1..={MAX_SIZE}, and at least the {} threads started)",
+                    self.threads
+                ),
+            ));
+        }
+        self.size = threads;
         Ok(())
     }
 
@@ -245,8 +285,6 @@ impl EventLoop {
         W: FnOnce() -> T + Send + 'static,
         D: FnOnce(&mut EventLoop, Result<T, JobError>) + 'static,
     {
-        let serial = self.pool.next_serial;
-        self.pool.next_serial += 1;
         let done: Done = Box::new(move |ev, outcome: Outcome| {
             let typed = outcome.map(|any| {
                 *any.downcast::<T>()
@@ -254,14 +292,10 @@ impl EventLoop {
             });
             done(ev, typed)
         });
-        let slot = self.pool.pending.insert((serial, done));
-        let id = JobId {
-            slot: u32::try_from(slot).expect("more than 4 billion jobs"),
-            serial,
-        };
+        let id = self.pool.add(done);
         // Weak: a job still running when the loop is dropped must not keep
         // the loop's poller (and its fds) alive.
-        let shared: Weak<Shared> = Arc::downgrade(&self.shared);
+        let remote: Weak<Remote> = Arc::downgrade(&self.remote);
         let work: Work = Box::new(move || {
             let mut value = None;
             let outcome = match catch(|| value = Some(work())) {
@@ -269,11 +303,11 @@ impl EventLoop {
                 Err(p) => Err(JobError::Panicked(panic_message(&*p))),
             };
             // None or Err: the loop is gone; the outcome drops here.
-            if let Some(shared) = shared.upgrade() {
-                let _ = shared.post(move |ev: &mut EventLoop| ev.finish_job(id, outcome));
+            if let Some(remote) = remote.upgrade() {
+                let _ = remote.post(move |ev: &mut EventLoop| ev.finish_job(id, outcome));
             }
         });
-        if let Err(e) = self.pool.submit(serial, work) {
+        if let Err(e) = self.pool.submit(id.0.serial, work) {
             self.pool.take(id);
             return Err(e);
         }
@@ -281,11 +315,29 @@ impl EventLoop {
         Ok(id)
     }
 
+    /// As [`spawn_blocking`](EventLoop::spawn_blocking) for work that
+    /// returns an `io::Result`: `done` gets that result, with a cancelled job
+    /// as `ECANCELED` and a panicked one as an error that says so (what the
+    /// `fs` and DNS functions are built on).
+    ///
+    /// # Errors
+    /// As `spawn_blocking`; `done` then never runs.
+    pub fn spawn_blocking_io<T, W, D>(&mut self, work: W, done: D) -> io::Result<JobId>
+    where
+        T: Send + 'static,
+        W: FnOnce() -> io::Result<T> + Send + 'static,
+        D: FnOnce(&mut EventLoop, io::Result<T>) + 'static,
+    {
+        self.spawn_blocking(work, move |ev, outcome| {
+            done(ev, outcome.map_err(io::Error::from).and_then(|r| r))
+        })
+    }
+
     /// Cancels a job that has not started yet: it will not run, and its
     /// `done` gets [`JobError::Cancelled`] on a later pass. False if the job
     /// already started, finished, or is unknown.
     pub fn cancel_job(&mut self, id: JobId) -> bool {
-        if !self.pool.cancel(id.serial) {
+        if !self.pool.cancel(id.0.serial) {
             return false;
         }
         log::debug!("evloop: job {id:?} cancelled");
@@ -296,22 +348,17 @@ impl EventLoop {
     /// Sets the number of pool threads (1 to 1024). It can grow at any time;
     /// it cannot shrink below the number of threads already started.
     pub fn set_pool_size(&mut self, threads: usize) -> io::Result<()> {
-        if !(1..=MAX_SIZE).contains(&threads) || threads < self.pool.threads {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "evloop: pool size {threads} (must be 1..={MAX_SIZE}, and at least the {} threads started)",
-                    self.pool.threads
-                ),
-            ));
-        }
-        self.pool.size = threads;
-        Ok(())
+        self.pool.set_size(threads)
     }
 
     /// Number of pool jobs whose `done` has not run yet.
     pub fn pending_jobs(&self) -> usize {
-        self.pool.pending.len()
+        self.pool.keeping_alive()
+    }
+
+    /// Whether a job is pending, finished, or not a job of this loop.
+    pub fn job_status(&self, id: JobId) -> JobStatus {
+        self.pool.status(id)
     }
 
     fn finish_job(&mut self, id: JobId, outcome: Outcome) {

@@ -29,15 +29,15 @@
 use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{self, ExitStatus};
 use std::rc::Rc;
 
-use crate::net::Stream;
+use crate::net::{with_context, Pipe};
 use crate::signal::{self, SignalId};
-use crate::{EventLoop, Interest, WatchId};
+use crate::{sys, EventLoop, Interest, WatchId};
 
 /// Where a child's stdin, stdout or stderr goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,7 +47,7 @@ pub enum Stdio {
     Inherit,
     /// `/dev/null`.
     Null,
-    /// A pipe to the parent, as a [`Stream`] on [`Child`].
+    /// A pipe to the parent, as a [`Pipe`] on [`Child`].
     Pipe,
 }
 
@@ -147,11 +147,11 @@ impl Command {
 #[derive(Debug)]
 pub struct Child {
     /// The child's stdin, if it was [`Stdio::Pipe`].
-    pub stdin: Option<Stream>,
+    pub stdin: Option<Pipe>,
     /// The child's stdout, if it was [`Stdio::Pipe`].
-    pub stdout: Option<Stream>,
+    pub stdout: Option<Pipe>,
     /// The child's stderr, if it was [`Stdio::Pipe`].
-    pub stderr: Option<Stream>,
+    pub stderr: Option<Pipe>,
     pid: u32,
     state: Rc<RefCell<State>>,
 }
@@ -222,20 +222,18 @@ pub fn spawn(
     unsafe {
         std_cmd.pre_exec(move || {
             for &(target, source) in &plan {
-                if libc::dup2(source, target) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                sys::dup2(source, target)?;
             }
-            reset_signals_in_child();
+            sys::reset_signals_in_child();
             Ok(())
         });
     }
     reap_our_children();
     let spawned = {
-        let _blocked = BlockAllSignals::new();
+        let _blocked = sys::BlockAllSignals::new();
         std_cmd.spawn()
     };
-    let mut child = spawned?;
+    let mut child = spawned.map_err(|e| with_context(e, format!("spawn {:?}", cmd.program)))?;
     drop(moves); // the parent's copies of the passed fds close here
     let pid = child.id();
     log::debug!("evloop: spawned {:?} as pid {pid}", cmd.program);
@@ -249,7 +247,7 @@ pub fn spawn(
     let mut watched = Ok(());
     for (slot, pipe) in streams.iter_mut().zip(pipes) {
         if let Some(fd) = pipe {
-            match Stream::from_fd(ev, fd) {
+            match Pipe::from_owned(fd, false) {
                 Ok(s) => *slot = Some(s),
                 Err(e) => {
                     watched = Err(e);
@@ -272,7 +270,7 @@ pub fn spawn(
             // close its pipes; `on_exit` never runs.
             log::debug!("evloop: pid {pid} started but could not be watched: {e}");
             for stream in streams.iter().flatten() {
-                let _ = stream.close(ev, |_| {});
+                stream.close(ev);
             }
             let mut s = state.borrow_mut();
             let _ = s.child.kill();
@@ -291,79 +289,12 @@ pub fn spawn(
     })
 }
 
-/// In the child, between fork and exec: every signal back to its default
-/// action, then none blocked (the parent blocked them all for the fork).
-///
-/// The raw `rt_sigaction` system call is used because glibc's wrapper
-/// refuses signals 32 and 33 (its own), and an inherited "ignore" on those
-/// would survive exec too. The kernel's struct with every field zero means
-/// SIG_DFL, no flags, empty mask.
-fn reset_signals_in_child() {
-    // SAFETY: rt_sigaction reads one zeroed kernel sigaction (handler,
-    // flags, restorer, 8-byte mask: 32 bytes) and writes nothing; sigset
-    // calls on a local value. All are async-signal-safe; errors are ignored.
-    unsafe {
-        let default = [0u64; 4];
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    default.as_ptr(),
-                    std::ptr::null_mut::<u64>(),
-                    8usize,
-                );
-            }
-        }
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-    }
-}
-
 /// Makes sure the kernel leaves our children's exit status for us to
 /// collect: `SIGCHLD` ignored, or `SA_NOCLDWAIT`, would reap them at exit.
 fn reap_our_children() {
-    // SAFETY: querying and setting SIGCHLD's disposition with valid structs.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) != 0 {
-            return;
-        }
-        if old.sa_sigaction == libc::SIG_IGN || old.sa_flags & libc::SA_NOCLDWAIT != 0 {
-            let mut new = old;
-            if new.sa_sigaction == libc::SIG_IGN {
-                new.sa_sigaction = libc::SIG_DFL;
-            }
-            new.sa_flags &= !libc::SA_NOCLDWAIT;
-            libc::sigaction(libc::SIGCHLD, &new, std::ptr::null_mut());
-            log::debug!(
-                "evloop: SIGCHLD was ignored (children reaped by the kernel); set back to default"
-            );
-        }
-    }
-}
-
-/// Blocks every signal in this thread until dropped.
-struct BlockAllSignals(libc::sigset_t);
-
-impl BlockAllSignals {
-    fn new() -> BlockAllSignals {
-        // SAFETY: sigfillset and pthread_sigmask on local sigset_t values.
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-            BlockAllSignals(old)
-        }
-    }
-}
-
-impl Drop for BlockAllSignals {
-    fn drop(&mut self) {
-        // SAFETY: restores the mask saved by `new`.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    if let Some(old) = sys::Disposition::of(libc::SIGCHLD).filter(|d| d.reaps_children()) {
+        old.without_reaping().install(libc::SIGCHLD);
+        log::debug!("evloop: SIGCHLD let the kernel reap children; set back to default");
     }
 }
 
@@ -379,30 +310,12 @@ fn prepare_fds(fds: &[(RawFd, OwnedFd)]) -> io::Result<Vec<(RawFd, OwnedFd)>> {
     }
     let floor = targets.last().map_or(3, |&t| t + 1);
     fds.iter()
-        .map(|(target, fd)| {
-            // SAFETY: F_DUPFD_CLOEXEC on an open fd returns a new fd or -1.
-            let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
-            if dup < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: `dup` was just created and is owned by no one else.
-            Ok((*target, unsafe { OwnedFd::from_raw_fd(dup) }))
-        })
+        .map(|(target, fd)| Ok((*target, sys::dup_above(fd, floor)?)))
         .collect()
 }
 
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just created this fd for us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
 fn watch_exit(ev: &mut EventLoop, pid: u32, state: &Rc<RefCell<State>>) -> io::Result<ExitWatch> {
-    match pidfd_open(pid) {
+    match sys::pidfd_open(pid) {
         Ok(pidfd) => {
             let s = state.clone();
             let id = ev.watch(pidfd, Interest::READABLE, move |ev, _, _| {
@@ -413,7 +326,7 @@ fn watch_exit(ev: &mut EventLoop, pid: u32, state: &Rc<RefCell<State>>) -> io::R
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
             let s = state.clone();
             let id = signal::on_signal(ev, libc::SIGCHLD, move |ev| check_exit(ev, &s))?;
-            signal::set_signal_ref(ev, id, true);
+            signal::set_signal_ref(ev, id, true)?;
             // The child may have ended before the handler was in place.
             let s = state.clone();
             ev.call_soon(move |ev| check_exit(ev, &s));
@@ -480,11 +393,8 @@ impl Child {
         if self.state.borrow().status.is_some() {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
-        // SAFETY: kill sends a signal; the pid is our unreaped child.
-        if unsafe { libc::kill(self.pid as libc::pid_t, signal) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        // The pid is our unreaped child, so it names no one else.
+        sys::kill(self.pid, signal)
     }
 
     /// The exit status, once the exit callback ran.

@@ -27,6 +27,7 @@ use std::sync::{Mutex, MutexGuard};
 use signal_hook::low_level;
 use signal_hook::SigId;
 
+use crate::sys::Disposition;
 use crate::{EventLoop, Interest, WatchId};
 
 /// Identifies a signal watcher made by [`on_signal`].
@@ -51,36 +52,23 @@ impl Drop for Registration {
 /// Per signal number: watchers in the whole process, the disposition to
 /// restore when the last one stops, and signal-hook's own, to reinstall.
 #[derive(Clone, Copy)]
-struct Disposition {
+struct Dispositions {
     watchers: usize,
-    before: Option<libc::sigaction>,
-    hook: Option<libc::sigaction>,
+    before: Option<Disposition>,
+    hook: Option<Disposition>,
 }
 
-const NO_WATCHERS: Disposition = Disposition {
+const NO_WATCHERS: Dispositions = Dispositions {
     watchers: 0,
     before: None,
     hook: None,
 };
 
-static DISPOSITIONS: Mutex<[Disposition; 65]> = Mutex::new([NO_WATCHERS; 65]);
+static TABLE: Mutex<[Dispositions; 65]> = Mutex::new([NO_WATCHERS; 65]);
 
-fn dispositions() -> MutexGuard<'static, [Disposition; 65]> {
+fn table() -> MutexGuard<'static, [Dispositions; 65]> {
     // Only plain data is changed under the lock: a poisoned lock is consistent.
-    DISPOSITIONS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn current_action(signal: i32) -> Option<libc::sigaction> {
-    // SAFETY: queries the disposition into a zeroed, valid struct.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        (libc::sigaction(signal, std::ptr::null(), &mut action) == 0).then_some(action)
-    }
-}
-
-fn set_action(signal: i32, action: &libc::sigaction) {
-    // SAFETY: installs a disposition read earlier with sigaction itself.
-    unsafe { libc::sigaction(signal, action, std::ptr::null_mut()) };
+    TABLE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The signals [`on_signal`] refuses: their default action cannot be
@@ -106,12 +94,12 @@ pub fn on_signal(
     }
     let (reader, writer) = UnixStream::pair()?;
     reader.set_nonblocking(true)?;
-    let mut table = dispositions();
+    let mut table = table();
     let slot = &mut table[signal as usize];
     if slot.watchers == 0 {
-        slot.before = current_action(signal);
+        slot.before = Disposition::of(signal);
         if let Some(hook) = &slot.hook {
-            set_action(signal, hook); // signal-hook's handler, back in place
+            hook.install(signal); // signal-hook's handler, back in place
         }
     }
     let sig_id = match low_level::pipe::register(signal, writer) {
@@ -119,7 +107,7 @@ pub fn on_signal(
         Err(e) => {
             if slot.watchers == 0 {
                 if let Some(before) = &slot.before {
-                    set_action(signal, before);
+                    before.install(signal);
                 }
             }
             return Err(e);
@@ -136,21 +124,21 @@ pub fn on_signal(
         callback(ev);
     });
     let watch = watch?; // on error the registration dropped with the callback
-    ev.set_watch_ref(watch, false);
+    ev.set_watch_ref(watch, false)?;
     log::debug!("evloop: watching signal {signal}");
     Ok(SignalId { watch })
 }
 
 /// Unregisters one watcher; the last one restores the old disposition.
 fn release(signal: i32, sig_id: SigId) {
-    let mut table = dispositions();
+    let mut table = table();
     low_level::unregister(sig_id);
     let slot = &mut table[signal as usize];
     slot.watchers -= 1;
     if slot.watchers == 0 {
-        slot.hook = current_action(signal);
+        slot.hook = Disposition::of(signal);
         if let Some(before) = &slot.before {
-            set_action(signal, before);
+            before.install(signal);
         }
         log::debug!("evloop: signal {signal} has no watcher left; disposition restored");
     }
@@ -164,6 +152,9 @@ pub fn stop_signal(ev: &mut EventLoop, id: SignalId) -> bool {
 }
 
 /// Sets whether a signal watcher keeps the loop alive (by default it does not).
-pub fn set_signal_ref(ev: &mut EventLoop, id: SignalId, keep_alive: bool) -> bool {
+///
+/// # Errors
+/// `NotFound` if the watcher was stopped.
+pub fn set_signal_ref(ev: &mut EventLoop, id: SignalId, keep_alive: bool) -> io::Result<()> {
     ev.set_watch_ref(id.watch, keep_alive)
 }

@@ -27,23 +27,17 @@ use std::time::Duration;
 
 use slab::Slab;
 
+use crate::id::Key;
 use crate::EventLoop;
 
-/// Identifies a timer set with [`EventLoop::set_timeout`] or [`EventLoop::set_interval`].
-///
-/// Ids are never reused: clearing a timer that already ran or was cleared is a
-/// harmless `false`, even if a newer timer now occupies the same storage.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct TimerId {
-    slot: u32,
-    serial: u64,
-}
-
-impl TimerId {
-    /// The id as one number (unique for the loop's lifetime), for logs and the C API.
-    pub fn as_u64(self) -> u64 {
-        self.serial
-    }
+crate::id::id_type! {
+    /// Identifies a timer set with [`EventLoop::set_timeout`] or
+    /// [`EventLoop::set_interval`].
+    ///
+    /// Ids are never reused: clearing a timer that already ran or was
+    /// cleared is a harmless `false`, even if a newer timer now occupies the
+    /// same storage.
+    TimerId
 }
 
 /// The body of an interval: its period and its closure.
@@ -84,7 +78,7 @@ impl Entry {
         self.tagged_serial = self.serial() | if keep_alive { 0 } else { UNREF };
     }
     fn is(&self, id: TimerId) -> bool {
-        self.serial() == id.serial && !matches!(self.callback, Callback::Dead)
+        self.serial() == id.0.serial && !matches!(self.callback, Callback::Dead)
     }
 }
 
@@ -187,7 +181,7 @@ impl TimerQueue {
         self.shrink_below = self.shrink_below.max(self.entries.len() / 4);
         let slot = u32::try_from(slot).expect("more than 4 billion timers");
         self.push(deadline, slot);
-        TimerId { slot, serial }
+        TimerId(Key { slot, serial })
     }
 
     /// Removes a timer. True if it was pending (or is an interval being called).
@@ -199,7 +193,7 @@ impl TimerQueue {
         let callback = if matches!(entry.callback, Callback::Running) {
             // No node in the heap: the entry can go now, and `rearm` will
             // find it gone.
-            self.entries.remove(id.slot as usize).callback
+            self.entries.remove(id.0.slot as usize).callback
         } else {
             let callback = std::mem::replace(&mut entry.callback, Callback::Dead);
             self.dead += 1;
@@ -238,7 +232,7 @@ impl TimerQueue {
 
     /// `Some(keeps_alive)` for a live timer.
     pub(crate) fn has_ref(&self, id: TimerId) -> Option<bool> {
-        match self.entries.get(id.slot as usize) {
+        match self.entries.get(id.0.slot as usize) {
             Some(e) if e.is(id) => Some(e.keeps_alive()),
             _ => None,
         }
@@ -260,10 +254,10 @@ impl TimerQueue {
         let entry = &mut self.entries[slot];
         match std::mem::replace(&mut entry.callback, Callback::Running) {
             Callback::Every(interval) => Some(Fired::Every(
-                TimerId {
+                TimerId(Key {
                     slot: top.slot,
                     serial: entry.serial(),
-                },
+                }),
                 interval,
             )),
             Callback::Once(f) => {
@@ -292,7 +286,7 @@ impl TimerQueue {
         match self.lookup(id) {
             Some(entry) if matches!(entry.callback, Callback::Running) => {
                 entry.callback = Callback::Every(interval);
-                self.push(deadline, id.slot);
+                self.push(deadline, id.0.slot);
                 None
             }
             _ => Some(interval),
@@ -300,7 +294,7 @@ impl TimerQueue {
     }
 
     fn lookup(&mut self, id: TimerId) -> Option<&mut Entry> {
-        match self.entries.get_mut(id.slot as usize) {
+        match self.entries.get_mut(id.0.slot as usize) {
             Some(e) if e.is(id) => Some(e),
             _ => None,
         }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use evloop::net::{tcp, unix, Server, Stream};
 use evloop::process::{self, Command};
-use evloop::EventLoop;
+use evloop::{ErrorContext, EventLoop};
 
 /// In the test process: runs test `name` in a child process and checks that
 /// it passed; returns false. In that child: returns true (run the body).
@@ -81,8 +81,11 @@ fn run_for(ev: &mut EventLoop, d: Duration) -> u64 {
 
 /// A server out of fds pauses, reports EMFILE once per episode, and serves
 /// the clients that waited once fds are free again.
-fn emfile_episode(
-    listen: impl FnOnce(&mut EventLoop, Box<dyn FnMut(&mut EventLoop, io::Result<Stream>)>) -> Server,
+fn emfile_episode<K: 'static>(
+    listen: impl FnOnce(
+        &mut EventLoop,
+        Box<dyn FnMut(&mut EventLoop, io::Result<Stream<K>>)>,
+    ) -> Server<K>,
     connect: impl Fn() -> OwnedFd,
 ) {
     set_fd_limit(open_fds() as u64 + 64);
@@ -129,7 +132,7 @@ fn emfile_episode(
 
     // Closing while paused clears the retry timer: run() returns.
     for s in accepted.borrow().iter() {
-        s.close(&mut ev, |_| {}).unwrap();
+        s.close(&mut ev);
     }
     assert!(server.close(&mut ev));
     ev.run().unwrap();
@@ -263,13 +266,14 @@ fn a_spawn_under_any_fd_limit_leaves_no_child_and_no_fd() {
                     .into_iter()
                     .flatten()
                 {
-                    s.close(&mut ev, |_| {}).unwrap();
+                    s.close(&mut ev);
                 }
                 ev.run().unwrap();
                 assert_eq!(exits.get(), 1);
             }
             Err(err) => {
-                assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+                assert_eq!(ErrorContext::os_error(&err), Some(libc::EMFILE), "{err}");
+                assert!(err.to_string().starts_with("spawn \"sleep\": "), "{err}");
                 ev.run().unwrap();
                 assert_eq!(exits.get(), 0, "a failed spawn never calls back");
             }

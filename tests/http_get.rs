@@ -30,7 +30,9 @@ fn http_get_against_a_server_in_the_same_loop() {
             let r = r.clone();
             let mut request = Vec::new();
             conn.read_start(ev, move |ev, conn, data| match data.unwrap() {
-                [] => conn.close(ev, |_| {}).unwrap(), // the client closed after reading
+                [] => {
+                    conn.close(ev);
+                } // the client closed after reading
                 bytes => {
                     request.extend_from_slice(bytes);
                     if request.ends_with(b"\r\n\r\n") {
@@ -40,8 +42,8 @@ fn http_get_against_a_server_in_the_same_loop() {
                             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
                             body.len()
                         );
-                        conn.write(ev, reply, |_, r| r.unwrap()).unwrap();
-                        conn.shutdown(ev, |_, r| r.unwrap()).unwrap();
+                        conn.write_with(ev, reply, |_, r| r.unwrap()).unwrap();
+                        conn.shutdown_with(ev, |_, r| r.unwrap()).unwrap();
                     }
                 }
             })

@@ -35,7 +35,7 @@ fn deadline(ev: &mut EventLoop, ms: u64) {
 /// returns as soon as nothing else is left, however slow the machine.
 fn hang_guard(ev: &mut EventLoop) {
     let t = ev.set_timeout(Duration::from_secs(30), |ev| ev.stop());
-    ev.set_timer_ref(t, false);
+    ev.set_timer_ref(t, false).unwrap();
 }
 
 #[test]
@@ -452,13 +452,17 @@ fn unref_watcher_does_not_keep_the_loop_alive() {
     let (a, _b) = pair();
     let id = ev.watch(a, Interest::READABLE, |_, _, _| {}).unwrap();
     assert!(ev.is_alive());
-    assert!(ev.set_watch_ref(id, false));
+    ev.set_watch_ref(id, false).unwrap();
     assert!(!ev.is_alive());
     ev.run().unwrap();
-    assert!(ev.set_watch_ref(id, true));
+    ev.set_watch_ref(id, true).unwrap();
     assert!(ev.is_alive());
     assert!(ev.unwatch(id));
-    assert!(!ev.set_watch_ref(id, true), "stale id");
+    assert_eq!(
+        ev.set_watch_ref(id, true).unwrap_err().kind(),
+        io::ErrorKind::NotFound,
+        "stale id"
+    );
 }
 
 #[test]

@@ -250,3 +250,45 @@ fn cancelling_among_a_hundred_thousand_queued_jobs_is_cheap_and_exact() {
         assert_eq!(*o, Some(i % 3 != 0), "job {i}");
     }
 }
+
+/// `job_status` tells pending, finished and unknown apart; an
+/// `io::Result` job gets its error, and cancellation as ECANCELED.
+#[test]
+fn job_status_and_io_result_jobs() {
+    use evloop::{JobId, JobStatus};
+    let mut ev = EventLoop::new().unwrap();
+    ev.set_pool_size(1).unwrap();
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let results = Rc::new(RefCell::new(Vec::new()));
+    let r = results.clone();
+    let blocker = ev
+        .spawn_blocking_io(
+            move || {
+                wait.recv().unwrap();
+                Err::<(), _>(std::io::Error::from_raw_os_error(libc::EIO))
+            },
+            move |_, res| r.borrow_mut().push(res.unwrap_err().raw_os_error()),
+        )
+        .unwrap();
+    let r = results.clone();
+    let queued = ev
+        .spawn_blocking_io(
+            || Ok(1),
+            move |_, res| r.borrow_mut().push(res.unwrap_err().raw_os_error()),
+        )
+        .unwrap();
+    assert_eq!(ev.job_status(blocker), JobStatus::Pending);
+    assert!(ev.cancel_job(queued));
+    assert_eq!(
+        ev.job_status(queued),
+        JobStatus::Pending,
+        "done not run yet"
+    );
+    assert_eq!(ev.job_status(JobId::from_u64(u64::MAX)), JobStatus::Unknown);
+    release.send(()).unwrap();
+    ev.run().unwrap();
+    assert_eq!(*results.borrow(), [Some(libc::ECANCELED), Some(libc::EIO)]);
+    assert_eq!(ev.job_status(blocker), JobStatus::Finished);
+    assert_eq!(ev.job_status(queued), JobStatus::Finished);
+    assert_eq!(JobId::from_u64(blocker.to_u64().unwrap()), blocker);
+}

@@ -8,16 +8,18 @@ use std::os::unix::process::ExitStatusExt;
 use std::rc::Rc;
 
 use common::{assert_fds_back_to, open_fds, serial};
-use evloop::net::Stream;
+use evloop::net::Pipe;
 use evloop::process::{self, Command, Stdio};
 use evloop::EventLoop;
 
 /// Collects a stream's bytes until EOF, then closes it.
-fn collect(ev: &mut EventLoop, s: Stream) -> Rc<RefCell<Vec<u8>>> {
+fn collect(ev: &mut EventLoop, s: Pipe) -> Rc<RefCell<Vec<u8>>> {
     let out = Rc::new(RefCell::new(Vec::new()));
     let o = out.clone();
     s.read_start(ev, move |ev, s, data| match data.unwrap() {
-        [] => s.close(ev, |_| {}).unwrap(),
+        [] => {
+            s.close(ev);
+        }
         bytes => o.borrow_mut().extend_from_slice(bytes),
     })
     .unwrap();
@@ -62,12 +64,12 @@ fn stdin_pipe_feeds_the_child() {
     let mut child = process::spawn(&mut ev, cmd, |_, st| assert!(st.success())).unwrap();
     let stdin = child.stdin.take().unwrap();
     stdin
-        .write(&mut ev, b"shout this", |_, r| r.unwrap())
+        .write_with(&mut ev, b"shout this", |_, r| r.unwrap())
         .unwrap();
-    stdin.shutdown(&mut ev, |_, r| r.unwrap()).unwrap();
+    stdin.shutdown_with(&mut ev, |_, r| r.unwrap()).unwrap();
     let out = collect(&mut ev, child.stdout.take().unwrap());
     ev.run().unwrap();
-    stdin.close(&mut ev, |_| {}).unwrap();
+    stdin.close(&mut ev);
     ev.run().unwrap();
     assert_eq!(&*out.borrow(), b"SHOUT THIS");
 }
@@ -124,15 +126,15 @@ fn extra_fds_reach_the_child_at_chosen_numbers() {
         .fd(3, to_child_r)
         .fd(4, from_child_w);
     let child = process::spawn(&mut ev, cmd, |_, st| assert!(st.success())).unwrap();
-    let to_child = Stream::from_fd(&mut ev, to_child_w).unwrap();
+    let to_child = Pipe::open(to_child_w).unwrap();
     to_child
-        .write(&mut ev, b"hello\n", |_, r| r.unwrap())
+        .write_with(&mut ev, b"hello\n", |_, r| r.unwrap())
         .unwrap();
-    to_child.shutdown(&mut ev, |_, r| r.unwrap()).unwrap();
-    let from_child = Stream::from_fd(&mut ev, from_child_r).unwrap();
+    to_child.shutdown_with(&mut ev, |_, r| r.unwrap()).unwrap();
+    let from_child = Pipe::open(from_child_r).unwrap();
     let out = collect(&mut ev, from_child);
     ev.run().unwrap();
-    to_child.close(&mut ev, |_| {}).unwrap();
+    to_child.close(&mut ev);
     ev.run().unwrap();
     assert_eq!(&*out.borrow(), b"got hello\n");
     assert!(child.status().unwrap().success());

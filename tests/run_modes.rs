@@ -162,3 +162,29 @@ fn run_once_wakes_for_a_post_and_runs_it() {
     assert_eq!(GOT.with(Cell::get), 7);
     t.join().unwrap();
 }
+
+/// `run_mode` is the one entry the three run calls share (libuv's uv_run).
+#[test]
+fn run_mode_runs_as_the_named_calls_do() {
+    use evloop::RunMode;
+    let mut ev = EventLoop::new().unwrap();
+    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let l = log.clone();
+    ev.call_soon(move |ev| {
+        l.borrow_mut().push("first");
+        let l = l.clone();
+        ev.call_soon(move |_| l.borrow_mut().push("second"));
+    });
+    assert!(ev.run_mode(RunMode::NoWait).unwrap(), "second still queued");
+    assert_eq!(*log.borrow(), ["first"]);
+    assert!(!ev.run_mode(RunMode::Once).unwrap());
+    assert_eq!(*log.borrow(), ["first", "second"]);
+    assert!(!ev.run_mode(RunMode::Default).unwrap());
+    ev.call_soon(|ev| {
+        assert_eq!(
+            ev.run_mode(RunMode::Once).unwrap_err().kind(),
+            std::io::ErrorKind::ResourceBusy
+        );
+    });
+    ev.run().unwrap();
+}

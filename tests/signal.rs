@@ -27,7 +27,7 @@ fn sigusr1_raised_to_self_is_delivered_as_a_callback() {
         !ev.is_alive(),
         "a signal watcher does not keep the loop alive by default"
     );
-    assert!(signal::set_signal_ref(&mut ev, id, true));
+    signal::set_signal_ref(&mut ev, id, true).unwrap();
     raise(libc::SIGUSR1);
     assert_eq!(got.get(), 0, "never inside the signal handler");
     ev.run().unwrap();
@@ -70,7 +70,7 @@ fn a_watcher_can_stop_itself_inside_its_callback() {
     })
     .unwrap();
     me.set(Some(id));
-    signal::set_signal_ref(&mut ev, id, true);
+    signal::set_signal_ref(&mut ev, id, true).unwrap();
     raise(libc::SIGWINCH);
     ev.run().unwrap(); // ends: the only thing alive stopped itself
     assert_eq!(calls.get(), 1);
@@ -128,7 +128,7 @@ fn the_last_watcher_restores_the_previous_disposition() {
             ev.stop();
         })
         .unwrap();
-        signal::set_signal_ref(&mut ev, id, true);
+        signal::set_signal_ref(&mut ev, id, true).unwrap();
         raise(libc::SIGXFSZ);
         ev.run().unwrap();
         assert_eq!(got.get(), 1, "round {round}: the watcher gets it");

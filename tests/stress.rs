@@ -28,7 +28,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use common::{open_fds, serial};
-use evloop::net::{tcp, Server, Stream};
+use evloop::net::{tcp, TcpServer, TcpStream};
 use evloop::process::{self, Child, Command, Stdio};
 use evloop::signal::{self, SignalId};
 use evloop::{EventLoop, JobError, JobId, TimerId};
@@ -182,7 +182,7 @@ const CHURN_HEAP_GROWTH: i64 = 32 * 1024;
 
 struct Churn {
     addr: Cell<SocketAddr>,
-    server: RefCell<Option<Server>>,
+    server: RefCell<Option<TcpServer>>,
     started: Cell<usize>,
     client_done: Cell<usize>,
     accepted: Cell<usize>,
@@ -198,16 +198,17 @@ impl Churn {
     }
 }
 
-fn churn_server_conn(ev: &mut EventLoop, conn: &Stream, st: Rc<Churn>) {
+fn churn_server_conn(ev: &mut EventLoop, conn: &TcpStream, st: Rc<Churn>) {
     st.accepted.set(st.accepted.get() + 1);
     let result = conn.read_start(ev, move |ev, s, data| match data {
         Ok([]) => {
             let (s2, st2) = (s.clone(), st.clone());
-            let shut = s.shutdown(ev, move |ev, _| {
+            let shut = s.shutdown_with(ev, move |ev, _| {
                 let st3 = st2.clone();
-                let closing = s2.close(ev, move |_| st3.server_closed_one());
-                if let Err(e) = closing {
-                    st2.errors.borrow_mut().add(format!("server close: {e}"));
+                if !s2.close_with(ev, move |_| st3.server_closed_one()) {
+                    st2.errors
+                        .borrow_mut()
+                        .add("server close: already closed".into());
                 }
             });
             if let Err(e) = shut {
@@ -216,7 +217,7 @@ fn churn_server_conn(ev: &mut EventLoop, conn: &Stream, st: Rc<Churn>) {
         }
         Ok(bytes) => {
             let st2 = st.clone();
-            let wrote = s.write(ev, bytes, move |_, r| {
+            let wrote = s.write_with(ev, bytes, move |_, r| {
                 if let Err(e) = r {
                     st2.errors
                         .borrow_mut()
@@ -230,7 +231,7 @@ fn churn_server_conn(ev: &mut EventLoop, conn: &Stream, st: Rc<Churn>) {
         Err(e) => {
             st.errors.borrow_mut().add(format!("server read: {e}"));
             let st = st.clone();
-            let _ = s.close(ev, move |_| st.server_closed_one());
+            let _ = s.close_with(ev, move |_| st.server_closed_one());
         }
     });
     if let Err(e) = result {
@@ -253,7 +254,7 @@ fn churn_client(ev: &mut EventLoop, st: &Rc<Churn>) {
         };
         let msg = format!("churn {i:06}: hello, echo this back\n").into_bytes();
         let st2 = st.clone();
-        if let Err(e) = conn.write(ev, &msg, move |_, r| {
+        if let Err(e) = conn.write_with(ev, &msg, move |_, r| {
             if let Err(e) = r {
                 st2.errors
                     .borrow_mut()
@@ -285,8 +286,10 @@ fn churn_client(ev: &mut EventLoop, st: &Rc<Churn>) {
             };
             if finished {
                 let st = st.clone();
-                s.close(ev, move |ev| churn_client_finished(ev, &st))
-                    .expect("client close");
+                assert!(
+                    s.close_with(ev, move |ev| churn_client_finished(ev, &st)),
+                    "client close"
+                );
             }
         });
         reading.expect("client read_start");

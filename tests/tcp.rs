@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use common::{assert_fds_back_to, echo_server, open_fds, serial};
-use evloop::net::{tcp, Stream};
+use evloop::net::{tcp, TcpStream};
 use evloop::EventLoop;
 
 #[test]
@@ -34,14 +34,14 @@ fn thousand_ping_pong_round_trips() {
             pending.clear();
             t.set(t.get() + 1);
             if t.get() == 1000 {
-                s.close(ev, |_| {}).unwrap();
+                s.close(ev);
                 server.close(ev);
             } else {
-                s.write(ev, b"PING\n", |_, r| r.unwrap()).unwrap();
+                s.write_with(ev, b"PING\n", |_, r| r.unwrap()).unwrap();
             }
         })
         .unwrap();
-        conn.write(ev, b"PING\n", |_, r| r.unwrap()).unwrap();
+        conn.write_with(ev, b"PING\n", |_, r| r.unwrap()).unwrap();
     })
     .unwrap();
     ev.run().unwrap();
@@ -71,7 +71,7 @@ fn eight_mebibytes_echoed_back_byte_exact() {
     let w = wrote.clone();
     tcp::connect(&mut ev, addr, move |ev, conn| {
         let conn = conn.unwrap();
-        let below = conn.write(ev, d, move |_, res| {
+        let below = conn.write_with(ev, d, move |_, res| {
             res.unwrap();
             w.set(true);
         });
@@ -81,7 +81,7 @@ fn eight_mebibytes_echoed_back_byte_exact() {
             let chunk = chunk.unwrap();
             r.borrow_mut().extend_from_slice(chunk);
             if r.borrow().len() == N {
-                s.close(ev, |_| {}).unwrap();
+                s.close(ev);
                 server.close(ev);
             }
         })
@@ -117,14 +117,14 @@ fn five_hundred_concurrent_connections_on_one_loop() {
                 if got.len() == expect.len() {
                     assert_eq!(got, expect);
                     done.set(done.get() + 1);
-                    s.close(ev, |_| {}).unwrap();
+                    s.close(ev);
                     if done.get() == 500 {
                         server.close(ev);
                     }
                 }
             })
             .unwrap();
-            conn.write(ev, msg, |_, r| r.unwrap()).unwrap();
+            conn.write_with(ev, msg, |_, r| r.unwrap()).unwrap();
         })
         .unwrap();
     }
@@ -212,7 +212,7 @@ fn peer_reset_mid_stream_reaches_the_read_callback() {
                 Ok(_) => seen.borrow_mut().push(Err(io::ErrorKind::UnexpectedEof)),
                 Err(e) => {
                     seen.borrow_mut().push(Err(e.kind()));
-                    s.close(ev, |_| {}).unwrap();
+                    s.close(ev);
                 }
             })
             .unwrap();
@@ -223,12 +223,12 @@ fn peer_reset_mid_stream_reaches_the_read_callback() {
     let srv = server.clone();
     tcp::connect(&mut ev, addr, move |ev, conn| {
         let conn = conn.unwrap();
-        conn.write(ev, b"partial", |_, r| r.unwrap()).unwrap();
+        conn.write_with(ev, b"partial", |_, r| r.unwrap()).unwrap();
         // After the data went out, reset: SO_LINGER 0 then close sends RST.
         ev.set_timeout(Duration::from_millis(20), move |ev| {
             conn.with_socket(|s| s.set_linger(Some(Duration::ZERO)))
                 .unwrap();
-            conn.close(ev, |_| {}).unwrap();
+            conn.close(ev);
             srv.close(ev);
         });
     })
@@ -251,13 +251,13 @@ fn write_after_close_is_an_error_and_close_twice_too() {
     let c = checked.clone();
     tcp::connect(&mut ev, addr, move |ev, conn| {
         let conn = conn.unwrap();
-        conn.close(ev, |_| {}).unwrap();
+        conn.close(ev);
         assert!(conn.is_closed());
         let err = conn
-            .write(ev, b"x", |_, _| panic!("callback of a refused write"))
+            .write_with(ev, b"x", |_, _| panic!("callback of a refused write"))
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotConnected);
-        assert!(conn.close(ev, |_| panic!("second close callback")).is_err());
+        assert!(!conn.close_with(ev, |_| panic!("second close callback")));
         assert!(conn.read_start(ev, |_, _, _| {}).is_err());
         server.close(ev);
         c.set(true);
@@ -273,7 +273,7 @@ fn close_with_32_queued_writes_runs_all_write_callbacks_before_the_close_callbac
     let fds = open_fds();
     let mut ev = EventLoop::new().unwrap();
     // A server that accepts and never reads, so writes pile up.
-    let held = Rc::new(RefCell::new(Vec::<Stream>::new()));
+    let held = Rc::new(RefCell::new(Vec::<TcpStream>::new()));
     let h = held.clone();
     let server = tcp::listen(
         &mut ev,
@@ -292,7 +292,7 @@ fn close_with_32_queued_writes_runs_all_write_callbacks_before_the_close_callbac
         let conn = conn.unwrap();
         for i in 0..32 {
             let l = l.clone();
-            conn.write(ev, vec![b'x'; 256 * 1024], move |_, r| {
+            conn.write_with(ev, vec![b'x'; 256 * 1024], move |_, r| {
                 l.borrow_mut().push(match r {
                     Ok(()) => format!("ok {i}"),
                     Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => format!("cancelled {i}"),
@@ -303,15 +303,15 @@ fn close_with_32_queued_writes_runs_all_write_callbacks_before_the_close_callbac
         }
         assert!(conn.write_queue_size() > 0, "some writes are still queued");
         let l = l.clone();
-        conn.close(ev, move |ev| {
+        let closing = conn.close_with(ev, move |ev| {
             l.borrow_mut().push("closed".into());
             let (server, held) = server_side.borrow_mut().take().unwrap();
             server.close(ev); // at once: no accept after this
             for c in held.borrow().iter() {
-                c.close(ev, |_| {}).unwrap();
+                c.close(ev);
             }
-        })
-        .unwrap();
+        });
+        assert!(closing);
     })
     .unwrap();
     ev.run().unwrap();
@@ -344,10 +344,10 @@ fn read_stop_really_stops_callbacks() {
         })
         .unwrap();
         for _ in 0..5 {
-            conn.write(ev, b"data", |_, res| res.unwrap()).unwrap();
+            conn.write_with(ev, b"data", |_, res| res.unwrap()).unwrap();
         }
         ev.set_timeout(Duration::from_millis(50), move |ev| {
-            conn.close(ev, |_| {}).unwrap();
+            conn.close(ev);
             server.close(ev);
         });
     })
@@ -372,24 +372,21 @@ fn shutdown_half_closes_after_flushing() {
     tcp::connect(&mut ev, addr, move |ev, conn| {
         let conn = conn.unwrap();
         let o2 = o.clone();
-        conn.write(ev, vec![7u8; 300_000], move |_, r| {
+        conn.write_with(ev, vec![7u8; 300_000], move |_, r| {
             r.unwrap();
             o2.borrow_mut().push("write");
         })
         .unwrap();
         let o3 = o.clone();
-        conn.shutdown(ev, move |_, r| {
+        conn.shutdown_with(ev, move |_, r| {
             r.unwrap();
             o3.borrow_mut().push("shutdown");
         })
         .unwrap();
-        assert!(
-            conn.write(ev, b"late", |_, _| {}).is_err(),
-            "write after shutdown"
-        );
+        assert!(conn.write(ev, b"late").is_err(), "write after shutdown");
         conn.read_start(ev, move |ev, s, data| match data.unwrap() {
             [] => {
-                s.close(ev, |_| {}).unwrap();
+                s.close(ev);
                 server.close(ev);
             }
             bytes => e.borrow_mut().extend_from_slice(bytes),
@@ -423,7 +420,7 @@ fn socket_options_and_addresses() {
         assert!(conn.with_socket(|s| s.keepalive()).unwrap());
         assert_eq!(conn.peer_addr().unwrap(), addr);
         assert_eq!(conn.local_addr().unwrap().ip(), addr.ip());
-        conn.close(ev, |_| {}).unwrap();
+        conn.close(ev);
         server.close(ev);
     })
     .unwrap();
@@ -466,7 +463,7 @@ fn writing_to_a_peer_that_is_gone_is_epipe_not_sigpipe() {
         "127.0.0.1:0".parse().unwrap(),
         Default::default(),
         |ev, c| {
-            c.unwrap().close(ev, |_| {}).unwrap();
+            c.unwrap().close(ev);
         },
     )
     .unwrap();
@@ -480,7 +477,7 @@ fn writing_to_a_peer_that_is_gone_is_epipe_not_sigpipe() {
             for _ in 0..50 {
                 let e = e.clone();
                 if conn
-                    .write(ev, vec![1u8; 4096], move |_, r| {
+                    .write_with(ev, vec![1u8; 4096], move |_, r| {
                         if let Err(err) = r {
                             e.borrow_mut().push(err.kind());
                         }
@@ -492,7 +489,7 @@ fn writing_to_a_peer_that_is_gone_is_epipe_not_sigpipe() {
             }
             let c2 = conn.clone();
             ev.set_timeout(Duration::from_millis(30), move |ev| {
-                let _ = c2.close(ev, |_| {});
+                let _ = c2.close(ev);
                 server.close(ev);
             });
         });
@@ -524,7 +521,7 @@ fn water_marks_and_drain_callback() {
             ev.set_timeout(Duration::from_millis(50), move |ev| {
                 c.read_start(ev, |ev, s, data| {
                     if data.map_or(true, |d| d.is_empty()) {
-                        s.close(ev, |_| {}).unwrap();
+                        s.close(ev);
                     }
                 })
                 .unwrap();
@@ -546,12 +543,12 @@ fn water_marks_and_drain_callback() {
         conn.on_drain(move |ev, s| {
             l2.borrow_mut()
                 .push(format!("drained at {}", s.write_queue_size()));
-            s.close(ev, |_| {}).unwrap();
+            s.close(ev);
         });
         // Fill the socket buffers until write says "above the high mark".
         let mut writes = 0;
         while conn
-            .write(ev, vec![0u8; 64 * 1024], |_, r| r.unwrap())
+            .write_with(ev, vec![0u8; 64 * 1024], |_, r| r.unwrap())
             .unwrap()
         {
             writes += 1;
@@ -587,7 +584,7 @@ fn server_close_inside_the_connection_callback_takes_effect_at_once() {
     let fds = open_fds();
     let mut ev = EventLoop::new().unwrap();
     let calls = Rc::new(Cell::new(0));
-    let server_cell: Rc<RefCell<Option<evloop::net::Server>>> = Rc::new(RefCell::new(None));
+    let server_cell: Rc<RefCell<Option<evloop::net::TcpServer>>> = Rc::new(RefCell::new(None));
     let (c, sc) = (calls.clone(), server_cell.clone());
     let server = tcp::listen(
         &mut ev,
@@ -595,7 +592,7 @@ fn server_close_inside_the_connection_callback_takes_effect_at_once() {
         Default::default(),
         move |ev, conn| {
             c.set(c.get() + 1);
-            conn.unwrap().close(ev, |_| {}).unwrap();
+            conn.unwrap().close(ev);
             let server = sc.borrow().clone().unwrap();
             assert!(server.close(ev));
             assert!(!server.close(ev), "closing twice says so");
@@ -631,7 +628,7 @@ fn a_panicking_read_callback_keeps_the_stream_defined() {
     let p = panics.clone();
     ev.set_panic_handler(move |_, _| p.set(p.get() + 1));
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let stream = Stream::from_fd(&mut ev, a).unwrap();
+    let stream = evloop::net::UnixStream::from_std(a).unwrap();
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = got.clone();
     stream
@@ -642,7 +639,7 @@ fn a_panicking_read_callback_keeps_the_stream_defined() {
                 panic!("in the read callback");
             }
             if data.is_empty() {
-                s.close(ev, |_| {}).unwrap();
+                s.close(ev);
             }
         })
         .unwrap();
@@ -661,7 +658,7 @@ fn a_panicking_read_callback_keeps_the_stream_defined() {
 
     // EOF itself panics: reading had ended, so nothing is polled again.
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let stream = Stream::from_fd(&mut ev, a).unwrap();
+    let stream = evloop::net::UnixStream::from_std(a).unwrap();
     stream
         .read_start(&mut ev, |_, _, data| {
             assert!(!data.unwrap().is_empty(), "EOF");
@@ -674,7 +671,7 @@ fn a_panicking_read_callback_keeps_the_stream_defined() {
     ev.clear_timer(t);
     assert_eq!(panics.get(), 2);
     assert!(ev.iterations() - before < 20, "no spin after the panic");
-    stream.close(&mut ev, |_| {}).unwrap();
+    stream.close(&mut ev);
     ev.run().unwrap();
     let _ = std::panic::take_hook();
 }
@@ -693,14 +690,14 @@ fn a_panicking_write_callback_loses_no_other_callback() {
             ev.set_panic_handler(move |_, _| p.set(p.get() + 1));
         }
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let stream = Stream::from_fd(&mut ev, a).unwrap();
+        let stream = evloop::net::UnixStream::from_std(a).unwrap();
         stream.set_write_water_marks(1 << 30, 0).unwrap();
         let done = Rc::new(RefCell::new(Vec::new()));
         let chunk = vec![7u8; 16 * 1024];
         for i in 0..200 {
             let d = done.clone();
             stream
-                .write(&mut ev, &chunk, move |_, r| {
+                .write_with(&mut ev, &chunk, move |_, r| {
                     r.unwrap();
                     d.borrow_mut().push(i);
                     if i == 4 {
@@ -720,7 +717,7 @@ fn a_panicking_write_callback_loses_no_other_callback() {
         let d = done.clone();
         let closer = ev.set_interval(Duration::from_millis(1), move |ev| {
             if d.borrow().len() == 200 && !s.is_closed() {
-                s.close(ev, |_| {}).unwrap();
+                s.close(ev);
             }
         });
         loop {

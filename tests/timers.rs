@@ -299,7 +299,7 @@ fn unref_timer_does_not_keep_the_loop_alive_but_still_runs_if_it_is() {
     let mut ev = EventLoop::new().unwrap();
     let id = ev.set_timeout(Duration::from_secs(3600), |_| panic!("never"));
     assert_eq!(ev.timer_has_ref(id), Some(true));
-    assert!(ev.set_timer_ref(id, false));
+    ev.set_timer_ref(id, false).unwrap();
     assert_eq!(ev.timer_has_ref(id), Some(false));
     assert!(!ev.is_alive());
     ev.run().unwrap(); // returns at once
@@ -307,12 +307,16 @@ fn unref_timer_does_not_keep_the_loop_alive_but_still_runs_if_it_is() {
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
     let weak = ev.set_timeout(ms(1), move |_| r.set(true));
-    ev.set_timer_ref(weak, false);
+    ev.set_timer_ref(weak, false).unwrap();
     ev.set_timeout(ms(10), |_| {}); // keeps the loop alive past the weak one
     ev.run().unwrap();
     assert!(ran.get());
     assert!(ev.clear_timer(id));
-    assert!(!ev.set_timer_ref(id, true), "stale id");
+    assert_eq!(
+        ev.set_timer_ref(id, true).unwrap_err().kind(),
+        std::io::ErrorKind::NotFound,
+        "stale id"
+    );
 }
 
 #[test]
@@ -341,4 +345,21 @@ fn many_timers_fire_exactly_once_in_order() {
         fired.windows(2).all(|w| w[0] < w[1]),
         "deadline order, ties by set order"
     );
+}
+
+/// The `u64` form of an id round-trips; a made-up or stale one is simply
+/// stale (it clears nothing, it changes nothing).
+#[test]
+fn timer_ids_have_a_u64_form_and_made_up_ones_are_stale() {
+    let mut ev = EventLoop::new().unwrap();
+    let id = ev.set_timeout(Duration::from_secs(60), |_| panic!("cleared"));
+    let n = id.to_u64().unwrap();
+    assert_eq!(evloop::TimerId::from_u64(n), id);
+    for bogus in [0, 1, n + 1, n ^ (1 << 30), u64::MAX] {
+        let b = evloop::TimerId::from_u64(bogus);
+        assert!(!ev.clear_timer(b));
+        assert!(ev.set_timer_ref(b, false).is_err());
+    }
+    assert!(ev.clear_timer(evloop::TimerId::from_u64(n)));
+    assert!(!ev.clear_timer(id), "stale once cleared");
 }

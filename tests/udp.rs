@@ -25,7 +25,8 @@ fn datagrams_both_ways_with_source_addresses() {
     b.recv_start(&mut ev, |ev, sock, r| {
         let (data, from) = r.unwrap();
         let reply = data.to_ascii_uppercase();
-        sock.send_to(ev, reply, from, |_, r| r.unwrap()).unwrap();
+        sock.send_to_with(ev, reply, from, |_, r| r.unwrap())
+            .unwrap();
     })
     .unwrap();
     let l = log.clone();
@@ -44,7 +45,7 @@ fn datagrams_both_ways_with_source_addresses() {
     let sent = Rc::new(RefCell::new(Vec::new()));
     for msg in ["one", "two", "three"] {
         let s = sent.clone();
-        a.send_to(&mut ev, msg, b_addr, move |_, r| {
+        a.send_to_with(&mut ev, msg, b_addr, move |_, r| {
             s.borrow_mut().push(r.is_ok())
         })
         .unwrap();
@@ -59,7 +60,7 @@ fn datagrams_both_ways_with_source_addresses() {
     assert_ne!(a_addr, b_addr);
     assert!(!a.close(&mut ev), "already closed");
     let err = a
-        .send_to(&mut ev, "x", b_addr, |_, _| panic!("never"))
+        .send_to_with(&mut ev, "x", b_addr, |_, _| panic!("never"))
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotConnected);
     drop((a, b));
@@ -199,8 +200,7 @@ fn icmp_errors_are_reported_and_receiving_goes_on() {
     })
     .unwrap();
     for _ in 0..3 {
-        a.send_to(&mut ev, "to nobody", closed_port, |_, _| {})
-            .unwrap();
+        a.send_to(&mut ev, "to nobody", closed_port).unwrap();
     }
     let p = Rc::new(peer);
     let p2 = p.clone();
@@ -210,7 +210,7 @@ fn icmp_errors_are_reported_and_receiving_goes_on() {
         p2.send_to(b"data 2", a_addr).unwrap();
     });
     let guard = ev.set_timeout(std::time::Duration::from_secs(10), |ev| ev.stop());
-    ev.set_timer_ref(guard, false); // only a guard against a hang
+    ev.set_timer_ref(guard, false).unwrap(); // only a guard against a hang
     ev.run().unwrap();
     ev.clear_timer(guard);
     let log = log.borrow();

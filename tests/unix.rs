@@ -7,7 +7,7 @@ use std::io;
 use std::rc::Rc;
 
 use common::{assert_fds_back_to, echo, open_fds, serial};
-use evloop::net::{unix, Stream};
+use evloop::net::{unix, Pipe};
 use evloop::EventLoop;
 
 fn socket_path(name: &str) -> std::path::PathBuf {
@@ -27,13 +27,12 @@ fn unix_socket_echo() {
     let g = got.clone();
     unix::connect(&mut ev, &path, move |ev, conn| {
         let conn = conn.unwrap();
-        assert!(conn.local_addr().is_err(), "not an IP socket");
-        conn.write(ev, b"over a unix socket", |_, r| r.unwrap())
+        conn.write_with(ev, b"over a unix socket", |_, r| r.unwrap())
             .unwrap();
         conn.read_start(ev, move |ev, s, data| {
             g.borrow_mut().extend_from_slice(data.unwrap());
             if g.borrow().len() == 18 {
-                s.close(ev, |_| {}).unwrap();
+                s.close(ev);
                 server.close(ev);
             }
         })
@@ -67,24 +66,22 @@ fn pipe_carries_data_then_eof_with_the_stream_api() {
     let _g = serial();
     let fds = open_fds();
     let mut ev = EventLoop::new().unwrap();
-    let (r, w) = unix::pipe(&mut ev).unwrap();
+    let (r, w) = unix::pipe().unwrap();
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = got.clone();
     r.read_start(&mut ev, move |ev, s, data| match data.unwrap() {
-        [] => s.close(ev, |_| {}).unwrap(),
+        [] => {
+            s.close(ev);
+        }
         bytes => g.borrow_mut().extend_from_slice(bytes),
     })
     .unwrap();
     let big = vec![9u8; 1 << 20];
-    w.write(&mut ev, big, |_, r| r.unwrap()).unwrap();
-    w.shutdown(&mut ev, |_, r| r.unwrap()).unwrap(); // closes the write end when flushed
-    assert!(
-        w.with_socket(|s| s.tcp_nodelay()).is_err(),
-        "a pipe is not a socket"
-    );
+    w.write_with(&mut ev, big, |_, r| r.unwrap()).unwrap();
+    w.shutdown_with(&mut ev, |_, r| r.unwrap()).unwrap(); // closes the write end when flushed
     ev.run().unwrap();
     assert_eq!(got.borrow().len(), 1 << 20);
-    w.close(&mut ev, |_| {}).unwrap();
+    w.close(&mut ev);
     ev.run().unwrap();
     drop(ev);
     assert_fds_back_to(fds);
@@ -94,17 +91,17 @@ fn pipe_carries_data_then_eof_with_the_stream_api() {
 fn writing_to_a_pipe_whose_reader_is_gone_is_epipe() {
     let _g = serial();
     let mut ev = EventLoop::new().unwrap();
-    let (r, w) = unix::pipe(&mut ev).unwrap();
-    r.close(&mut ev, |_| {}).unwrap();
+    let (r, w) = unix::pipe().unwrap();
+    r.close(&mut ev);
     let err = Rc::new(RefCell::new(None));
     let e = err.clone();
-    w.write(&mut ev, b"nobody reads", move |_, r| {
+    w.write_with(&mut ev, b"nobody reads", move |_, r| {
         *e.borrow_mut() = Some(r.unwrap_err().kind())
     })
     .unwrap();
     ev.run().unwrap();
     assert_eq!(*err.borrow(), Some(io::ErrorKind::BrokenPipe));
-    w.close(&mut ev, |_| {}).unwrap();
+    w.close(&mut ev);
     ev.run().unwrap();
 }
 
@@ -125,23 +122,23 @@ fn shutdown_of_a_read_write_non_socket_keeps_reading() {
         .open(&path)
         .unwrap();
     let mut ev = EventLoop::new().unwrap();
-    let s = Stream::from_fd(&mut ev, fifo).unwrap();
+    let s = Pipe::open(fifo).unwrap();
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = got.clone();
     s.read_start(&mut ev, move |ev, s, data| {
         g.borrow_mut().extend_from_slice(data.unwrap());
         if g.borrow().len() == 5 {
-            s.close(ev, |_| {}).unwrap();
+            s.close(ev);
         }
     })
     .unwrap();
-    s.write(&mut ev, b"hello", |_, r| r.unwrap()).unwrap();
+    s.write_with(&mut ev, b"hello", |_, r| r.unwrap()).unwrap();
     let shut = Rc::new(RefCell::new(None));
     let sh = shut.clone();
-    s.shutdown(&mut ev, move |_, r| *sh.borrow_mut() = Some(r.is_ok()))
+    s.shutdown_with(&mut ev, move |_, r| *sh.borrow_mut() = Some(r.is_ok()))
         .unwrap();
     let err = s
-        .write(&mut ev, b"late", |_, _| panic!("never"))
+        .write_with(&mut ev, b"late", |_, _| panic!("never"))
         .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
     ev.run().unwrap();

@@ -6,10 +6,10 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use super::{
-    errno, evl_cb, evl_free_cb, evl_handle, evl_loop, guard, guard_void, loop_mut, or_disarm,
-    publish, shared_data, CData, Current, Ids, EINVAL,
+    errno, evl_cb, evl_free_cb, evl_handle, evl_loop, guard, guard_void, hand_out, loop_mut,
+    or_disarm, shared_data, CData, Current, EINVAL,
 };
-use crate::{EventLoop, Interest};
+use crate::{EventLoop, Interest, RunMode, TimerId, WatchId};
 
 /// `void (*)(evl_loop *loop, int fd, int events, void *data)`
 pub type evl_io_cb =
@@ -44,13 +44,19 @@ pub unsafe extern "C" fn evl_loop_new(out: *mut *mut evl_loop) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn evl_loop_free(lp: *mut evl_loop) -> c_int {
     guard(|| {
+        if super::FREEING.with(std::cell::Cell::get) == lp as usize && !lp.is_null() {
+            return -libc::EBUSY; // from a free_data this very call runs
+        }
         let ev = ev_or_einval!(lp);
         if ev.is_running() || ev.is_alive() {
             return -libc::EBUSY;
         }
+        // While it drops, calls with this pointer (from free_data) fail.
+        let outer = super::FREEING.with(|f| f.replace(lp as usize));
         // SAFETY: a live loop from evl_loop_new that is not running, so
         // nothing borrows it; C gives up the pointer here.
         drop(unsafe { Box::from_raw(lp) });
+        super::FREEING.with(|f| f.set(outer));
         0
     })
 }
@@ -59,13 +65,13 @@ pub unsafe extern "C" fn evl_loop_free(lp: *mut evl_loop) -> c_int {
 pub unsafe extern "C" fn evl_run(lp: *mut evl_loop, mode: c_int) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);
-        let result = match mode {
-            0 => ev.run().map(|()| ev.is_alive()),
-            1 => ev.run_once(),
-            2 => ev.run_nowait(),
+        let mode = match mode {
+            0 => RunMode::Default,
+            1 => RunMode::Once,
+            2 => RunMode::NoWait,
             _ => return EINVAL,
         };
-        match result {
+        match ev.run_mode(mode) {
             Ok(alive) => c_int::from(alive),
             Err(e) => errno(&e),
         }
@@ -74,8 +80,8 @@ pub unsafe extern "C" fn evl_run(lp: *mut evl_loop, mode: c_int) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn evl_stop(lp: *mut evl_loop) {
-    // SAFETY: header contract: NULL or a live loop.
     guard_void(|| {
+        // SAFETY: header contract: NULL or a live loop.
         if let Some(ev) = unsafe { loop_mut(lp) } {
             ev.stop()
         }
@@ -164,22 +170,25 @@ fn set_timer(
         let Some(cb) = cb else { return EINVAL };
         let ev = ev_or_einval!(lp);
         let mut call = c_callback(lp, cb, data);
-        let data = CData::new(data, free_data);
-        let cid = ev.layer_state::<Ids>().next_id();
+        let owned = shared_data(data, free_data);
+        let keep = owned.clone();
         let id = if repeat {
             ev.set_interval(delay, move |ev| {
-                let _ = &data; // owned until the interval is cleared
+                let _ = &keep; // owned until the interval is cleared
                 call(ev);
             })
         } else {
             ev.set_timeout(delay, move |ev| {
-                ev.layer_state::<Ids>().timers.remove(&cid);
                 call(ev);
-                drop(data);
+                drop(keep);
             })
         };
         // SAFETY: header contract: `out` is NULL or writable.
-        unsafe { publish(ev, |ids| &mut ids.timers, cid, id, out) }
+        unsafe {
+            hand_out(id.to_u64(), out, &owned, || {
+                ev.clear_timer(id);
+            })
+        }
     })
 }
 
@@ -259,10 +268,7 @@ pub unsafe extern "C" fn evl_set_interval_ns(
 pub unsafe extern "C" fn evl_clear_timer(lp: *mut evl_loop, id: u64) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);
-        match ev.layer_state::<Ids>().timers.remove(&id) {
-            Some(tid) => c_int::from(ev.clear_timer(tid)),
-            None => 0,
-        }
+        c_int::from(ev.clear_timer(TimerId::from_u64(id)))
     })
 }
 
@@ -270,9 +276,9 @@ pub unsafe extern "C" fn evl_clear_timer(lp: *mut evl_loop, id: u64) -> c_int {
 pub unsafe extern "C" fn evl_timer_set_ref(lp: *mut evl_loop, id: u64, keep_alive: c_int) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);
-        match ev.layer_state::<Ids>().timers.get(&id).copied() {
-            Some(tid) if ev.set_timer_ref(tid, keep_alive != 0) => 0,
-            _ => -libc::ENOENT,
+        match ev.set_timer_ref(TimerId::from_u64(id), keep_alive != 0) {
+            Ok(()) => 0,
+            Err(e) => errno(&e),
         }
     })
 }
@@ -319,11 +325,12 @@ pub unsafe extern "C" fn evl_io_start(
         // SAFETY: the header's contract for evl_io_start: the caller keeps
         // `fd` open until evl_io_stop or evl_loop_free.
         match or_disarm(unsafe { ev.watch_raw_fd(fd, interest, callback) }, &owned) {
-            Ok(wid) => {
-                let cid = ev.layer_state::<Ids>().next_id();
-                // SAFETY: header contract: `out` is NULL or writable.
-                unsafe { publish(ev, |ids| &mut ids.watches, cid, wid, out) }
-            }
+            // SAFETY: header contract: `out` is NULL or writable.
+            Ok(wid) => unsafe {
+                hand_out(wid.to_u64(), out, &owned, || {
+                    ev.unwatch(wid);
+                })
+            },
             Err(rc) => rc,
         }
     })
@@ -336,12 +343,8 @@ pub unsafe extern "C" fn evl_io_modify(lp: *mut evl_loop, id: u64, events: c_int
             return EINVAL;
         };
         let ev = ev_or_einval!(lp);
-        match ev.layer_state::<Ids>().watches.get(&id).copied() {
-            Some(wid) => ev
-                .set_interest(wid, interest)
-                .map_or_else(|e| errno(&e), |()| 0),
-            None => -libc::ENOENT,
-        }
+        ev.set_interest(WatchId::from_u64(id), interest)
+            .map_or_else(|e| errno(&e), |()| 0)
     })
 }
 
@@ -349,9 +352,10 @@ pub unsafe extern "C" fn evl_io_modify(lp: *mut evl_loop, id: u64, events: c_int
 pub unsafe extern "C" fn evl_io_stop(lp: *mut evl_loop, id: u64) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);
-        match ev.layer_state::<Ids>().watches.remove(&id) {
-            Some(wid) if ev.unwatch(wid) => 0,
-            _ => -libc::ENOENT,
+        if ev.unwatch(WatchId::from_u64(id)) {
+            0
+        } else {
+            -libc::ENOENT
         }
     })
 }
@@ -360,10 +364,8 @@ pub unsafe extern "C" fn evl_io_stop(lp: *mut evl_loop, id: u64) -> c_int {
 pub unsafe extern "C" fn evl_io_set_ref(lp: *mut evl_loop, id: u64, keep_alive: c_int) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);
-        match ev.layer_state::<Ids>().watches.get(&id).copied() {
-            Some(wid) if ev.set_watch_ref(wid, keep_alive != 0) => 0,
-            _ => -libc::ENOENT,
-        }
+        ev.set_watch_ref(WatchId::from_u64(id), keep_alive != 0)
+            .map_or_else(|e| errno(&e), |()| 0)
     })
 }
 

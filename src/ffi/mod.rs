@@ -41,7 +41,7 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use crate::{EventLoop, JobId, TimerId, WatchId};
+use crate::EventLoop;
 
 /// The C `evl_loop`.
 pub struct evl_loop {
@@ -86,13 +86,13 @@ impl CData {
 
 /// `data` owned by a callback that a fallible call may still drop: keep
 /// one clone, and on failure [`disarm_shared`] it so `free` never runs.
-pub(crate) type SharedData = std::rc::Rc<Cell<Option<CData>>>;
+pub(crate) type CallbackData = std::rc::Rc<Cell<Option<CData>>>;
 
-pub(crate) fn shared_data(data: *mut c_void, free: evl_free_cb) -> SharedData {
+pub(crate) fn shared_data(data: *mut c_void, free: evl_free_cb) -> CallbackData {
     std::rc::Rc::new(Cell::new(Some(CData::new(data, free))))
 }
 
-fn disarm_shared(data: &SharedData) {
+fn disarm_shared(data: &CallbackData) {
     if let Some(d) = data.take() {
         d.disarm();
     }
@@ -101,7 +101,7 @@ fn disarm_shared(data: &SharedData) {
 /// The outcome of a fallible call that handed `owned` to a callback: its
 /// value, or (after disarming `owned`, since a failed call never calls
 /// free_data) the negative errno to return.
-pub(crate) fn or_disarm<T>(result: io::Result<T>, owned: &SharedData) -> Result<T, c_int> {
+pub(crate) fn or_disarm<T>(result: io::Result<T>, owned: &CallbackData) -> Result<T, c_int> {
     result.map_err(|e| {
         disarm_shared(owned);
         errno(&e)
@@ -117,53 +117,45 @@ impl Drop for CData {
     }
 }
 
-/// The C ids of a loop's timers, watchers, jobs and signals.
+/// The C ids of a loop's signal watchers. (Timers, watchers and jobs use
+/// their Rust ids' `u64` form directly; a signal id must not be usable as an
+/// fd watcher's, so signals get numbers of their own.)
 #[derive(Default)]
-pub(crate) struct Ids {
-    pub(crate) timers: HashMap<u64, TimerId>,
-    pub(crate) watches: HashMap<u64, WatchId>,
-    pub(crate) jobs: HashMap<u64, JobId>,
-    pub(crate) signals: HashMap<u64, crate::signal::SignalId>,
+pub(crate) struct SignalIds {
+    pub(crate) map: HashMap<u64, crate::signal::SignalId>,
     next: u64,
-    /// Job ids have their own sequence (1, 2, ...), so that an id that is
-    /// no longer in `jobs` is known to be a finished job, not an unknown id.
-    jobs_issued: u64,
 }
 
-impl Ids {
-    pub(crate) fn next_id(&mut self) -> u64 {
+impl SignalIds {
+    pub(crate) fn insert(&mut self, id: crate::signal::SignalId) -> u64 {
         self.next += 1;
+        self.map.insert(self.next, id);
         self.next
     }
-
-    pub(crate) fn next_job_id(&mut self) -> u64 {
-        self.jobs_issued += 1;
-        self.jobs_issued
-    }
-
-    /// True if `id` was handed out as a job id (pending or finished).
-    pub(crate) fn was_job(&self, id: u64) -> bool {
-        (1..=self.jobs_issued).contains(&id)
-    }
 }
 
-/// Files `value` under the C id `cid` in the table `pick` chooses, writes
-/// `cid` through `out` (if not NULL) and returns 0: the tail of every call
-/// that hands C an id.
+/// Hands C the id of what a call just made: writes `id` through `out` (if
+/// not NULL) and returns 0. An id with no `u64` form (past 16.7 million live
+/// entries of a kind) cannot be handed out: `undo` removes what was made,
+/// `owned` is disarmed (a failed call never calls free_data), and the call
+/// fails with -ENOSPC.
 ///
 /// # Safety
 /// `out` is NULL or valid for a write (the header's contract).
-pub(crate) unsafe fn publish<T>(
-    ev: &mut EventLoop,
-    pick: fn(&mut Ids) -> &mut HashMap<u64, T>,
-    cid: u64,
-    value: T,
+pub(crate) unsafe fn hand_out(
+    id: Option<u64>,
     out: *mut u64,
+    owned: &CallbackData,
+    undo: impl FnOnce(),
 ) -> c_int {
-    pick(ev.layer_state::<Ids>()).insert(cid, value);
+    let Some(id) = id else {
+        disarm_shared(owned);
+        undo();
+        return -libc::ENOSPC;
+    };
     if !out.is_null() {
         // SAFETY: the caller's contract: `out` is valid for a write.
-        unsafe { out.write(cid) };
+        unsafe { out.write(id) };
     }
     0
 }
@@ -173,6 +165,9 @@ thread_local! {
     /// (C pointer, live `&mut EventLoop` of the callback). A stack, because
     /// a callback of loop A may run loop B, whose callback calls into A.
     static RUNNING: RefCell<Vec<(usize, *mut EventLoop)>> = const { RefCell::new(Vec::new()) };
+    /// The loop `evl_loop_free` is dropping on this thread: the `free_data`
+    /// it calls may call back in with the same pointer, which must fail.
+    pub(crate) static FREEING: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Publishes a callback's `&mut EventLoop` while C code runs.
@@ -199,7 +194,7 @@ impl Current {
 /// `lp` must be null or a live pointer from `evl_loop_new`, and the result
 /// must not outlive the entry point that asked for it.
 pub(crate) unsafe fn loop_mut<'a>(lp: *const evl_loop) -> Option<&'a mut EventLoop> {
-    if lp.is_null() {
+    if lp.is_null() || FREEING.with(Cell::get) == lp as usize {
         return None;
     }
     let running = RUNNING.with(|r| {
@@ -240,9 +235,10 @@ pub(crate) fn guard_void(f: impl FnOnce()) {
     }
 }
 
-/// An `io::Error` as a negative errno.
+/// An `io::Error` as a negative errno (looking through the context evloop
+/// adds to OS errors).
 pub(crate) fn errno(e: &io::Error) -> c_int {
-    if let Some(code) = e.raw_os_error() {
+    if let Some(code) = crate::ErrorContext::os_error(e) {
         return -code;
     }
     -match e.kind() {
@@ -298,7 +294,7 @@ errno_table! {
     EEXIST => "already exists (e.g. the fd is already watched)",
     EINVAL => "invalid argument",
     EMFILE => "too many open files",
-    ENOSPC => "no space left on device",
+    ENOSPC => "no space left (e.g. no id left for another timer, watcher or job)",
     EPIPE => "broken pipe",
     ENOSYS => "function not implemented",
     ENOTSOCK => "not a socket",

@@ -12,17 +12,17 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{errno, evl_cb, evl_free_cb, evl_loop, guard, or_disarm, shared_data, Current, EINVAL};
-use crate::net::{tcp, Server, Stream};
+use crate::net::{tcp, TcpServer, TcpStream};
 use crate::EventLoop;
 
 /// The C `evl_stream`.
 pub struct evl_stream {
-    stream: Stream,
+    stream: TcpStream,
 }
 
 /// The C `evl_server`.
 pub struct evl_server {
-    server: Server,
+    server: TcpServer,
 }
 
 /// `void (*)(evl_loop *, evl_server *, int status, evl_stream *client, void *data)`
@@ -78,14 +78,14 @@ impl Drop for Objects {
     }
 }
 
-fn new_stream(ev: &mut EventLoop, stream: Stream) -> *mut evl_stream {
+fn new_stream(ev: &mut EventLoop, stream: TcpStream) -> *mut evl_stream {
     let p = Box::into_raw(Box::new(evl_stream { stream }));
     ev.layer_state::<Objects>().streams.insert(p as usize);
     p
 }
 
 /// The live stream behind a C pointer.
-fn stream_of(ev: &mut EventLoop, s: *mut evl_stream) -> Option<Stream> {
+fn stream_of(ev: &mut EventLoop, s: *mut evl_stream) -> Option<TcpStream> {
     if !ev.layer_state::<Objects>().streams.contains(&(s as usize)) {
         return None;
     }
@@ -297,7 +297,7 @@ fn status_done(
     data: *mut c_void,
     free_data: evl_free_cb,
 ) -> (
-    super::SharedData,
+    super::CallbackData,
     impl FnOnce(&mut EventLoop, io::Result<()>),
 ) {
     let owned = shared_data(data, free_data);
@@ -327,7 +327,7 @@ pub unsafe extern "C" fn evl_stream_write(
     free_data: evl_free_cb,
 ) -> c_int {
     guard(|| {
-        if buf.is_null() && len > 0 {
+        if (buf.is_null() && len > 0) || len > isize::MAX as usize {
             return EINVAL;
         }
         let ev = ev_or_einval!(lp);
@@ -342,7 +342,7 @@ pub unsafe extern "C" fn evl_stream_write(
             unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }
         };
         let (owned, done) = status_done(lp, cb, data, free_data);
-        match or_disarm(stream.write(ev, bytes, done), &owned) {
+        match or_disarm(stream.write_with(ev, bytes, done), &owned) {
             Ok(below_high_water) => c_int::from(below_high_water),
             Err(rc) => rc,
         }
@@ -381,7 +381,7 @@ pub unsafe extern "C" fn evl_stream_shutdown(
             return EINVAL;
         };
         let (owned, done) = status_done(lp, cb, data, free_data);
-        match or_disarm(stream.shutdown(ev, done), &owned) {
+        match or_disarm(stream.shutdown_with(ev, done), &owned) {
             Ok(()) => 0,
             Err(rc) => rc,
         }
@@ -404,7 +404,7 @@ pub unsafe extern "C" fn evl_stream_close(
         let owned = shared_data(data, free_data);
         let keep = owned.clone();
         let (lpu, ptr, su) = (lp as usize, data as usize, s as usize);
-        let result = stream.close(ev, move |ev| {
+        let closing = stream.close_with(ev, move |ev| {
             if let Some(cb) = cb {
                 // SAFETY: C's callback and data, valid until free_data.
                 Current::run(lpu, ev, || unsafe {
@@ -418,6 +418,11 @@ pub unsafe extern "C" fn evl_stream_close(
                 drop(unsafe { Box::from_raw(su as *mut evl_stream) });
             }
         });
+        let result = if closing {
+            Ok(())
+        } else {
+            Err(crate::net::closed_error()) // closing already: -ENOTCONN
+        };
         match or_disarm(result, &owned) {
             Ok(()) => 0,
             Err(rc) => rc,

@@ -2,8 +2,11 @@
 
 use std::ffi::{c_int, c_void};
 
-use super::{evl_free_cb, evl_loop, guard, or_disarm, publish, shared_data, Current, Ids, EINVAL};
-use crate::{signal, EventLoop, JobError};
+use super::{
+    errno, evl_free_cb, evl_loop, guard, hand_out, or_disarm, shared_data, Current, SignalIds,
+    EINVAL,
+};
+use crate::{signal, EventLoop, JobError, JobId, JobStatus};
 
 /// `void (*)(void *data)`: runs on a pool thread.
 pub type evl_work_cb = Option<unsafe extern "C" fn(data: *mut c_void)>;
@@ -29,14 +32,12 @@ pub unsafe extern "C" fn evl_queue_work(
         let ptr = data as usize;
         let owned = shared_data(data, free_data);
         let keep = owned.clone();
-        let cid = ev.layer_state::<Ids>().next_job_id();
         let lpu = lp as usize;
         let result = ev.spawn_blocking(
             // SAFETY: C's work function and data; the header says `data` may
             // be used on a pool thread until `done` runs.
             move || unsafe { work(ptr as *mut c_void) },
             move |ev: &mut EventLoop, result: Result<(), JobError>| {
-                ev.layer_state::<Ids>().jobs.remove(&cid);
                 let status = match result {
                     Ok(()) => 0,
                     Err(JobError::Cancelled) => -libc::ECANCELED,
@@ -52,8 +53,14 @@ pub unsafe extern "C" fn evl_queue_work(
             },
         );
         match or_disarm(result, &owned) {
-            // SAFETY: header contract: `out` is NULL or writable.
-            Ok(job) => unsafe { publish(ev, |ids| &mut ids.jobs, cid, job, out) },
+            // SAFETY: header contract: `out` is NULL or writable. A job
+            // that cannot be named is cancelled if it has not started; one
+            // already running completes, its done then finding data disarmed.
+            Ok(job) => unsafe {
+                hand_out(job.to_u64(), out, &owned, || {
+                    ev.cancel_job(job);
+                })
+            },
             Err(rc) => rc,
         }
     })
@@ -63,13 +70,13 @@ pub unsafe extern "C" fn evl_queue_work(
 pub unsafe extern "C" fn evl_cancel_work(lp: *mut evl_loop, id: u64) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);
-        let ids = ev.layer_state::<Ids>();
-        let (job, was_job) = (ids.jobs.get(&id).copied(), ids.was_job(id));
-        match job {
-            Some(job) if ev.cancel_job(job) => 0,
-            Some(_) => -libc::EBUSY,
-            None if was_job => -libc::EBUSY, // finished: its done ran
-            None => -libc::ENOENT,
+        let job = JobId::from_u64(id);
+        if ev.cancel_job(job) {
+            return 0;
+        }
+        match ev.job_status(job) {
+            JobStatus::Pending | JobStatus::Finished => -libc::EBUSY,
+            JobStatus::Unknown => -libc::ENOENT,
         }
     })
 }
@@ -98,9 +105,12 @@ pub unsafe extern "C" fn evl_signal_start(
         });
         match or_disarm(result, &owned) {
             Ok(sid) => {
-                let cid = ev.layer_state::<Ids>().next_id();
-                // SAFETY: header contract: `out` is NULL or writable.
-                unsafe { publish(ev, |ids| &mut ids.signals, cid, sid, out) }
+                let cid = ev.layer_state::<SignalIds>().insert(sid);
+                if !out.is_null() {
+                    // SAFETY: header contract: `out` is NULL or writable.
+                    unsafe { out.write(cid) };
+                }
+                0
             }
             Err(rc) => rc,
         }
@@ -111,7 +121,7 @@ pub unsafe extern "C" fn evl_signal_start(
 pub unsafe extern "C" fn evl_signal_stop(lp: *mut evl_loop, id: u64) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);
-        match ev.layer_state::<Ids>().signals.remove(&id) {
+        match ev.layer_state::<SignalIds>().map.remove(&id) {
             Some(sid) if signal::stop_signal(ev, sid) => 0,
             _ => -libc::ENOENT,
         }
@@ -126,9 +136,11 @@ pub unsafe extern "C" fn evl_signal_set_ref(
 ) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);
-        match ev.layer_state::<Ids>().signals.get(&id).copied() {
-            Some(sid) if signal::set_signal_ref(ev, sid, keep_alive != 0) => 0,
-            _ => -libc::ENOENT,
+        match ev.layer_state::<SignalIds>().map.get(&id).copied() {
+            Some(sid) => {
+                signal::set_signal_ref(ev, sid, keep_alive != 0).map_or_else(|e| errno(&e), |()| 0)
+            }
+            None => -libc::ENOENT,
         }
     })
 }

@@ -19,7 +19,7 @@ pub fn resolve(
     done: impl FnOnce(&mut EventLoop, io::Result<Vec<SocketAddr>>) + 'static,
 ) -> io::Result<JobId> {
     let host = host.to_string();
-    ev.spawn_blocking(
+    ev.spawn_blocking_io(
         move || -> io::Result<Vec<SocketAddr>> {
             let addrs: Vec<_> = (host.as_str(), port).to_socket_addrs()?.collect();
             if addrs.is_empty() {
@@ -30,6 +30,6 @@ pub fn resolve(
             }
             Ok(addrs)
         },
-        move |ev, outcome| done(ev, outcome.map_err(io::Error::from).and_then(|r| r)),
+        done,
     )
 }

@@ -1,4 +1,9 @@
 //! [`Server`]: a listening socket (TCP or Unix) that accepts on the loop.
+//! A `Server<K>` yields `Stream<K>`s: [`TcpServer`] gives [`TcpStream`]s,
+//! [`UnixServer`] gives [`UnixStream`]s.
+//!
+//! [`TcpStream`]: crate::net::TcpStream
+//! [`UnixStream`]: crate::net::UnixStream
 //!
 //! The listening socket is watched for readability; each readiness accepts
 //! until the backlog is empty (at most a batch, for fairness), and every new
@@ -18,12 +23,16 @@
 //! closes them with a reserved fd; pausing keeps them and needs no spare fd).
 
 use std::cell::RefCell;
+use std::fmt;
 use std::io;
+use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Duration;
 
 use socket2::{SockAddr, Socket};
 
+use crate::net::stream::{closed_error, kind};
 use crate::net::Stream;
 use crate::{EventLoop, Interest, TimerId, WatchId};
 
@@ -31,11 +40,38 @@ const ACCEPTS_PER_EVENT: usize = 64;
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// A listening socket. Stops listening on [`Server::close`].
-#[derive(Debug, Clone)]
-pub struct Server {
+/// A listening socket that yields `Stream<K>`s. Stops listening on
+/// [`Server::close`]. Clones are handles to the same server.
+pub struct Server<K: 'static> {
     state: Rc<RefCell<Listening>>,
     local: SockAddr,
+    kind: PhantomData<K>,
+}
+
+/// A TCP server: yields [`TcpStream`](crate::net::TcpStream)s.
+pub type TcpServer = Server<kind::Tcp>;
+/// A Unix socket server: yields [`UnixStream`](crate::net::UnixStream)s.
+pub type UnixServer = Server<kind::Unix>;
+
+impl<K> Clone for Server<K> {
+    fn clone(&self) -> Self {
+        Server {
+            state: self.state.clone(),
+            local: self.local.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> fmt::Debug for Server<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.state.borrow();
+        f.debug_struct("Server")
+            .field("local", &self.local)
+            .field("closed", &s.watch.is_none())
+            .field("paused", &s.backoff.is_some())
+            .finish()
+    }
 }
 
 /// What the server's handles and its watcher share.
@@ -71,15 +107,15 @@ fn concerns_one_connection(e: &io::Error) -> bool {
     )
 }
 
-impl Server {
+impl<K> Server<K> {
     /// Watches `socket` (bound and listening) and calls `on_connection` for
     /// each accepted connection.
     pub(crate) fn start(
         ev: &mut EventLoop,
         socket: Socket,
         is_tcp: bool,
-        mut on_connection: impl FnMut(&mut EventLoop, io::Result<Stream>) + 'static,
-    ) -> io::Result<Server> {
+        mut on_connection: impl FnMut(&mut EventLoop, io::Result<Stream<K>>) + 'static,
+    ) -> io::Result<Server<K>> {
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
         let state = Rc::new(RefCell::new(Listening {
@@ -105,7 +141,7 @@ impl Server {
                         if is_tcp {
                             let _ = conn.set_tcp_nodelay(true);
                         }
-                        let stream = Stream::from_fd(ev, conn);
+                        let stream = Stream::from_owned(OwnedFd::from(conn), true);
                         on_connection(ev, stream);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -120,14 +156,16 @@ impl Server {
             }
         })?;
         state.borrow_mut().watch = Some(watch);
-        Ok(Server { state, local })
+        Ok(Server {
+            state,
+            local,
+            kind: PhantomData,
+        })
     }
 
-    /// The address the server listens on (with the real port after port 0).
-    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.local
-            .as_socket()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP server"))
+    /// The address the server was bound to.
+    pub(crate) fn sock_addr(&self) -> &SockAddr {
+        &self.local
     }
 
     /// Stops listening and closes the socket, at once: inside the connection
@@ -153,20 +191,26 @@ impl Server {
         self.state.borrow().backoff.is_some()
     }
 
+    /// True once `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.state.borrow().watch.is_none()
+    }
+
     /// Sets whether the server keeps the loop alive (it does by default).
-    pub fn set_ref(&self, ev: &mut EventLoop, keep_alive: bool) -> bool {
+    ///
+    /// # Errors
+    /// `NotConnected` if closed.
+    pub fn set_ref(&self, ev: &mut EventLoop, keep_alive: bool) -> io::Result<()> {
         let (watch, backoff) = {
             let mut s = self.state.borrow_mut();
             s.keeps_alive = keep_alive;
             (s.watch, s.backoff)
         };
+        let watch = watch.ok_or_else(closed_error)?;
         if let Some(t) = backoff {
-            ev.set_timer_ref(t, keep_alive);
+            ev.set_timer_ref(t, keep_alive)?;
         }
-        match watch {
-            Some(w) => ev.set_watch_ref(w, keep_alive),
-            None => false,
-        }
+        ev.set_watch_ref(watch, keep_alive)
     }
 }
 
@@ -199,7 +243,7 @@ fn pause(ev: &mut EventLoop, state: &Rc<RefCell<Listening>>) -> bool {
         }
     });
     if !keeps_alive {
-        ev.set_timer_ref(timer, false);
+        let _ = ev.set_timer_ref(timer, false); // just made: cannot be stale
     }
     state.borrow_mut().backoff = Some(timer);
     log::debug!("evloop: accept failed; server paused for {delay:?}");

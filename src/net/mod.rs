@@ -1,6 +1,12 @@
 //! Networking on top of the core's watchers and pool: TCP, UDP, Unix sockets,
 //! pipes, and name resolution. Everything here uses the core's public API only.
+//!
+//! Streams are typed: [`TcpStream`], [`UnixStream`] and [`Pipe`] share one
+//! engine ([`Stream<K>`]) and differ only in the extra calls that make sense
+//! for them. Servers likewise: [`TcpServer`], [`UnixServer`].
 
+mod callback;
+mod connect;
 mod dns;
 mod listener;
 mod stream;
@@ -8,9 +14,11 @@ pub mod tcp;
 pub mod udp;
 pub mod unix;
 
+pub(crate) use crate::error::with_context;
 pub use dns::resolve;
-pub use listener::Server;
-pub use stream::{Stream, DEFAULT_HIGH_WATER};
+pub use listener::{Server, TcpServer, UnixServer};
+pub(crate) use stream::closed_error;
+pub use stream::{kind, Pipe, Stream, TcpStream, UnixStream, DEFAULT_HIGH_WATER};
 
 /// The loop's receive buffer: one 64 KiB buffer per loop, lent to whichever
 /// stream or UDP socket reads, rather than one allocation per read.

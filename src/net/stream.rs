@@ -1,20 +1,36 @@
-//! [`Stream`]: the callback-style byte stream shared by TCP, Unix sockets,
-//! pipes and child-process stdio (libuv's `uv_stream_t`, Node's `net.Socket`).
+//! The byte-stream engine behind [`TcpStream`], [`UnixStream`] and [`Pipe`]
+//! (libuv's `uv_stream_t`, Node's `net.Socket`).
+//!
+//! One engine, [`Stream<K>`], does the reading, writing, backpressure and
+//! closing for every kind of stream; the marker `K` ([`kind::Tcp`],
+//! [`kind::Unix`], [`kind::Pipe`]) only decides which extra calls exist:
+//! `set_nodelay` and `peer_addr` are on [`TcpStream`], not on a [`Pipe`].
 //!
 //! A stream is a handle (`Rc` inside, cheap to clone) to state kept beside a
-//! watcher of the core. Reading is push-style: [`Stream::read_start`] installs
-//! a callback that gets each chunk, then `Ok(&[])` at EOF, or the error.
+//! watcher of the core. The watcher is made on first need (reading, or a
+//! write that must wait), so a stream that is only created and closed costs
+//! no poller call.
+//!
+//! Reading is push-style: [`Stream::read_start`] installs a callback that
+//! gets each chunk, then `Ok(&[])` once at EOF, or the error; reading ends by
+//! itself after EOF or an error. [`Stream::read_start_into`] instead appends
+//! to a buffer of the caller's, so a parser keeps its leftovers in place.
+//! [`Stream::pause_reading`] and [`Stream::resume_reading`] (asyncio's
+//! names) stop and restart the flow and keep the callback.
+//!
 //! Writing queues: [`Stream::write`] tries the fd at once and queues what did
-//! not fit; queued data goes out as the fd becomes writable, and each write's
-//! callback runs in order, on a later pass, once all its bytes were accepted
-//! by the OS. `write` returns `false` once the queue is above the high water
-//! mark (Node's `write()` return value); the drain callback says when it fell
-//! to the low one (asyncio's `pause_writing` / `resume_writing`).
+//! not fit; queued data goes out as the fd becomes writable. The completion
+//! callback of [`Stream::write_with`] runs in order, on a later pass, once
+//! all its bytes were accepted by the OS. `write` returns `Ok(false)` once the
+//! queue is above the high water mark (Node's `write()` return value); the
+//! drain callback says when it fell to the low one (asyncio's
+//! `pause_writing` / `resume_writing`).
 //!
 //! [`Stream::close`] releases the fd at once and fails the writes still
 //! queued with `ECANCELED`; their callbacks, then the close callback, run on a
-//! later pass, in that order. [`Stream::shutdown`] is the graceful half-close:
-//! it waits until the queue is flushed.
+//! later pass, in that order. Closing again is a no-op that returns `false`.
+//! [`Stream::shutdown`] is the graceful half-close: it waits until the queue
+//! is flushed.
 //!
 //! A panic in a stream callback leaves the stream in a defined state: a read
 //! callback that panics is kept, as if it had returned (reading goes on with
@@ -28,102 +44,172 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::panic;
 use std::rc::Rc;
 
-use socket2::SockRef;
-
-use crate::event_loop::catch;
+use crate::net::callback::{sync_interest, Lendable};
 use crate::net::ReadBuffer;
-use crate::{EventLoop, Interest, Readiness, WatchId};
+use crate::panic::catch;
+use crate::{sys, EventLoop, Interest, Readiness, WatchId};
 
-type ReadCallback = Box<dyn FnMut(&mut EventLoop, &Stream, io::Result<&[u8]>)>;
+/// The kinds of stream, as type markers for [`Stream<K>`].
+pub mod kind {
+    /// A TCP connection: [`TcpStream`](crate::net::TcpStream).
+    #[derive(Debug)]
+    pub enum Tcp {}
+    /// A Unix domain stream socket: [`UnixStream`](crate::net::UnixStream).
+    #[derive(Debug)]
+    pub enum Unix {}
+    /// A pipe end, a terminal, a FIFO or a child's stdio:
+    /// [`Pipe`](crate::net::Pipe).
+    #[derive(Debug)]
+    pub enum Pipe {}
+}
+
+/// A TCP connection on the loop (see [`Stream`] for the calls every stream
+/// has, and `net::tcp` for the TCP ones).
+pub type TcpStream = Stream<kind::Tcp>;
+/// A Unix domain stream socket on the loop.
+pub type UnixStream = Stream<kind::Unix>;
+/// A pipe end, terminal, FIFO or child stdio on the loop.
+pub type Pipe = Stream<kind::Pipe>;
+
+type ReadCallback<K> = Box<dyn FnMut(&mut EventLoop, &Stream<K>, io::Result<&[u8]>)>;
+type ReadIntoCallback<K> =
+    Box<dyn FnMut(&mut EventLoop, &Stream<K>, &mut Vec<u8>, io::Result<usize>)>;
 type DoneCallback = Box<dyn FnOnce(&mut EventLoop, io::Result<()>)>;
-type DrainCallback = Box<dyn FnMut(&mut EventLoop, &Stream)>;
+type DrainCallback<K> = Box<dyn FnMut(&mut EventLoop, &Stream<K>)>;
+type CloseCallback = Box<dyn FnOnce(&mut EventLoop)>;
 
 /// Default high water mark of the write queue (asyncio's default).
 pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 /// Reads per readiness event at most, so one busy stream cannot hog a pass.
 const READS_PER_EVENT: usize = 16;
+/// A buffer given to `read_start_into` grows by this much when nearly full.
+const INTO_CHUNK: usize = 64 * 1024;
+const INTO_MIN_SPARE: usize = 4 * 1024;
 
 /// The fd, shared by the stream's state and its watcher: it closes only when
 /// both let go, and the watcher lets go only after leaving the poller.
 #[derive(Clone)]
-struct SharedFd(Rc<File>);
+struct StreamFd(Rc<File>);
 
-impl AsFd for SharedFd {
+impl AsFd for StreamFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
     }
 }
 
+/// Where the stream's fd stands.
+enum FdState {
+    Open(StreamFd),
+    /// A write-only pipe end after `shutdown`: closed, though the stream
+    /// was not.
+    Released,
+    Closed,
+}
+
+/// What the read callback is, and what it reads into.
+enum OnRead<K: 'static> {
+    Chunks(ReadCallback<K>),
+    Into(Vec<u8>, ReadIntoCallback<K>),
+}
+
+/// Where reading stands. The callback itself is in `Inner::on_read`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ReadState {
+    Off,
+    Active,
+    /// Stopped by `pause_reading`, callback kept.
+    Paused,
+    /// EOF or an error was delivered; reading ended by itself.
+    Ended,
+}
+
+/// Where the writing side stands.
+enum WriteEnd {
+    Open,
+    /// `shutdown` was called; it happens once the queue is empty.
+    ShuttingDown(Option<DoneCallback>),
+    /// Shut down, or failed: writes are refused with `EPIPE`.
+    Ended,
+}
+
 struct PendingWrite {
     data: Vec<u8>,
     written: usize,
-    done: DoneCallback,
+    done: Option<DoneCallback>,
 }
 
-struct Inner {
-    fd: Option<SharedFd>,
-    watch: Option<WatchId>,
-    is_socket: bool,
-    interest: Interest,
-    on_read: Option<ReadCallback>,
-    reading: bool,
-    /// Bumped by read_start/read_stop, to notice them inside the read callback.
-    read_epoch: u64,
-    writes: VecDeque<PendingWrite>,
-    /// Writes that went out, waiting for their callbacks to run.
+/// The write queue and its water marks.
+struct Writes<K: 'static> {
+    queue: VecDeque<PendingWrite>,
+    /// Writes that went out (or failed), waiting for their callbacks.
     completed: VecDeque<(DoneCallback, io::Result<()>)>,
     queued: usize,
     high_water: usize,
     low_water: usize,
+    /// Went above the high water mark since the last drain callback.
     above_high: bool,
-    on_drain: Option<DrainCallback>,
-    shutdown: Option<DoneCallback>,
-    write_ended: bool,
-    closed: bool,
-    keep_alive: bool,
+    on_drain: Option<DrainCallback<K>>,
+    end: WriteEnd,
 }
 
-/// A byte stream on the loop. Clones are handles to the same stream.
+struct Inner<K: 'static> {
+    fd: FdState,
+    is_socket: bool,
+    /// Made on first need; `None` again once the fd is released.
+    watch: Option<WatchId>,
+    interest: Interest,
+    keeps_alive: bool,
+    read: ReadState,
+    on_read: Lendable<OnRead<K>>,
+    writes: Writes<K>,
+}
+
+/// A byte stream on the loop; use it as [`TcpStream`], [`UnixStream`] or
+/// [`Pipe`]. Clones are handles to the same stream.
 ///
 /// A stream stays open until [`close`](Stream::close): dropping every handle
 /// does not close it (as with libuv handles). It keeps the loop alive while
 /// it is reading or has writes queued.
-#[derive(Clone)]
-pub struct Stream {
-    inner: Rc<RefCell<Inner>>,
+pub struct Stream<K: 'static> {
+    inner: Rc<RefCell<Inner<K>>>,
+    kind: PhantomData<K>,
 }
 
-impl std::fmt::Debug for Stream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let i = self.inner.borrow();
-        f.debug_struct("Stream")
-            .field("watch", &i.watch)
-            .field("queued", &i.queued)
-            .field("closed", &i.closed)
-            .finish()
+impl<K> Clone for Stream<K> {
+    fn clone(&self) -> Self {
+        Stream {
+            inner: self.inner.clone(),
+            kind: PhantomData,
+        }
     }
 }
 
-fn ignore_sigpipe() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: querying and setting a signal disposition with valid
-        // arguments; SIG_IGN is only installed over the default action.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
-                && old.sa_sigaction == libc::SIG_DFL
-            {
-                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-            }
-        }
-    });
+impl<K> fmt::Debug for Stream<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = self.inner.borrow();
+        let fd = match &i.fd {
+            FdState::Open(fd) => Some(fd.0.as_raw_fd()),
+            _ => None,
+        };
+        let kind = std::any::type_name::<K>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("?");
+        f.debug_struct(&format!("Stream<{kind}>"))
+            .field("fd", &fd)
+            .field("read", &i.read)
+            .field("queued", &i.writes.queued)
+            .field("closed", &matches!(i.fd, FdState::Closed))
+            .finish()
+    }
 }
 
 pub(crate) fn closed_error() -> io::Error {
@@ -141,73 +227,180 @@ fn copy_error(e: &io::Error) -> io::Error {
     }
 }
 
-impl Stream {
-    /// Makes a stream of any stream-like fd: a connected socket, a pipe end,
-    /// a terminal. The fd is made non-blocking.
-    pub fn from_fd(ev: &mut EventLoop, fd: impl Into<OwnedFd>) -> io::Result<Stream> {
-        let file = File::from(fd.into());
-        let is_socket = SockRef::from(&file).r#type().is_ok();
-        set_nonblocking(&file)?;
+impl<K> Stream<K> {
+    /// Makes a stream of a stream-like fd, made non-blocking. `is_socket`
+    /// picks `send`/`shutdown` over `write`/close for the writing side.
+    pub(crate) fn from_owned(fd: OwnedFd, is_socket: bool) -> io::Result<Stream<K>> {
+        let file = File::from(fd);
+        socket2::SockRef::from(&file).set_nonblocking(true)?;
         if !is_socket {
-            ignore_sigpipe();
+            sys::ignore_sigpipe();
         }
-        let fd = SharedFd(Rc::new(file));
-        let inner = Rc::new(RefCell::new(Inner {
-            fd: Some(fd.clone()),
-            watch: None,
+        let inner = Inner {
+            fd: FdState::Open(StreamFd(Rc::new(file))),
             is_socket,
+            watch: None,
             interest: Interest::NONE,
-            on_read: None,
-            reading: false,
-            read_epoch: 0,
-            writes: VecDeque::new(),
-            completed: VecDeque::new(),
-            queued: 0,
-            high_water: DEFAULT_HIGH_WATER,
-            low_water: DEFAULT_HIGH_WATER / 4,
-            above_high: false,
-            on_drain: None,
-            shutdown: None,
-            write_ended: false,
-            closed: false,
-            keep_alive: true,
-        }));
-        let stream = Stream { inner };
-        let me = stream.clone();
-        let watch = ev.watch(fd, Interest::NONE, move |ev, _, r| me.on_ready(ev, r))?;
-        stream.inner.borrow_mut().watch = Some(watch);
-        Ok(stream)
+            keeps_alive: true,
+            read: ReadState::Off,
+            on_read: Lendable::default(),
+            writes: Writes {
+                queue: VecDeque::new(),
+                completed: VecDeque::new(),
+                queued: 0,
+                high_water: DEFAULT_HIGH_WATER,
+                low_water: DEFAULT_HIGH_WATER / 4,
+                above_high: false,
+                on_drain: None,
+                end: WriteEnd::Open,
+            },
+        };
+        Ok(Stream {
+            inner: Rc::new(RefCell::new(inner)),
+            kind: PhantomData,
+        })
+    }
+
+    /// Runs `f` with the open fd; `NotConnected` once closed.
+    pub(crate) fn with_fd<T>(&self, f: impl FnOnce(&File) -> io::Result<T>) -> io::Result<T> {
+        match &self.inner.borrow().fd {
+            FdState::Open(fd) => f(&fd.0),
+            _ => Err(closed_error()),
+        }
     }
 
     /// Starts reading: `on_read` gets each chunk as `Ok(data)`, then `Ok(&[])`
-    /// once at EOF, or `Err` on an error; reading stops by itself after EOF or
+    /// once at EOF, or `Err` on an error; reading ends by itself after EOF or
     /// an error. Replaces a previous read callback.
+    ///
+    /// # Errors
+    /// `NotConnected` if the stream is closed; an OS error if the fd cannot
+    /// be watched (a regular file: `EPERM`). `on_read` then never runs.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use evloop::{net::unix, EventLoop};
+    /// let mut ev = EventLoop::new()?;
+    /// let (r, w) = unix::pipe()?;
+    /// r.read_start(&mut ev, |ev, r, data| match data {
+    ///     Ok([]) => { r.close(ev); } // EOF
+    ///     Ok(bytes) => println!("{bytes:?}"),
+    ///     Err(e) => { eprintln!("{e}"); r.close(ev); }
+    /// })?;
+    /// w.write(&mut ev, b"hi")?;
+    /// w.shutdown(&mut ev)?; // once flushed, closes the write end: EOF
+    /// ev.run()
+    /// # }
+    /// ```
     pub fn read_start(
         &self,
         ev: &mut EventLoop,
-        on_read: impl FnMut(&mut EventLoop, &Stream, io::Result<&[u8]>) + 'static,
+        on_read: impl FnMut(&mut EventLoop, &Stream<K>, io::Result<&[u8]>) + 'static,
     ) -> io::Result<()> {
-        {
+        self.start_reading(ev, OnRead::Chunks(Box::new(on_read)))
+    }
+
+    /// Starts reading into `buf`, a buffer of the caller's: each read appends
+    /// to it, then `on_read` gets the buffer and how many bytes were just
+    /// added (`Ok(0)` once at EOF), or `Err`. The callback takes what it can
+    /// use from the front (`buf.drain(..n)`) and leaves the rest, so a
+    /// parser's leftovers never leave its buffer. The buffer grows by 64 KiB
+    /// when it has less than 4 KiB free. Otherwise as [`read_start`].
+    ///
+    /// [`read_start`]: Stream::read_start
+    pub fn read_start_into(
+        &self,
+        ev: &mut EventLoop,
+        buf: Vec<u8>,
+        on_read: impl FnMut(&mut EventLoop, &Stream<K>, &mut Vec<u8>, io::Result<usize>) + 'static,
+    ) -> io::Result<()> {
+        self.start_reading(ev, OnRead::Into(buf, Box::new(on_read)))
+    }
+
+    fn start_reading(&self, ev: &mut EventLoop, on_read: OnRead<K>) -> io::Result<()> {
+        let old = {
             let mut i = self.inner.borrow_mut();
-            if i.closed {
+            if matches!(i.fd, FdState::Closed) {
                 return Err(closed_error());
             }
-            i.on_read = Some(Box::new(on_read));
-            i.reading = true;
-            i.read_epoch += 1;
+            i.read = ReadState::Active;
+            i.on_read.set(on_read)
+        };
+        drop(old); // outside the borrow: its destructor may use the stream
+        let result = self.update_interest(ev);
+        if result.is_err() {
+            let failed = {
+                let mut i = self.inner.borrow_mut();
+                i.read = ReadState::Off;
+                i.on_read.clear()
+            };
+            drop(failed);
+        }
+        result
+    }
+
+    /// Stops reading and drops the read callback; no read callback runs after
+    /// this returns.
+    pub fn read_stop(&self, ev: &mut EventLoop) -> io::Result<()> {
+        let dropped = {
+            let mut i = self.inner.borrow_mut();
+            if i.read != ReadState::Ended {
+                i.read = ReadState::Off;
+            }
+            i.on_read.clear()
+        };
+        drop(dropped);
+        self.update_interest(ev)
+    }
+
+    /// Pauses reading and keeps the read callback, for backpressure: no read
+    /// callback runs until [`resume_reading`](Stream::resume_reading). A
+    /// no-op if not reading.
+    pub fn pause_reading(&self, ev: &mut EventLoop) -> io::Result<()> {
+        {
+            let mut i = self.inner.borrow_mut();
+            if matches!(i.fd, FdState::Closed) {
+                return Err(closed_error());
+            }
+            if i.read == ReadState::Active {
+                i.read = ReadState::Paused;
+            }
         }
         self.update_interest(ev)
     }
 
-    /// Stops reading; no read callback runs after this returns.
-    pub fn read_stop(&self, ev: &mut EventLoop) -> io::Result<()> {
+    /// Resumes reading after [`pause_reading`](Stream::pause_reading), with
+    /// the same callback. A no-op if not paused.
+    pub fn resume_reading(&self, ev: &mut EventLoop) -> io::Result<()> {
         {
             let mut i = self.inner.borrow_mut();
-            i.on_read = None;
-            i.reading = false;
-            i.read_epoch += 1;
+            if matches!(i.fd, FdState::Closed) {
+                return Err(closed_error());
+            }
+            if i.read == ReadState::Paused {
+                i.read = ReadState::Active;
+            }
         }
         self.update_interest(ev)
+    }
+
+    /// True while reading is on (started, not paused, not ended).
+    pub fn is_reading(&self) -> bool {
+        self.inner.borrow().read == ReadState::Active
+    }
+
+    /// Queues `data` for writing, with no completion callback (see
+    /// [`write_with`](Stream::write_with)).
+    ///
+    /// Returns `Ok(false)` when the queue is above the high water mark: stop
+    /// writing until the drain callback runs.
+    ///
+    /// # Errors
+    /// `NotConnected` if the stream is closed, `EPIPE` after `shutdown` or a
+    /// failed write.
+    pub fn write(&self, ev: &mut EventLoop, data: impl AsRef<[u8]>) -> io::Result<bool> {
+        self.write_inner(ev, data.as_ref(), None)
     }
 
     /// Queues `data`; `done` runs on a later pass once the OS took all of it,
@@ -215,82 +408,116 @@ impl Stream {
     /// stream was closed first). Writes complete in order.
     ///
     /// Returns `Ok(false)` when the queue is above the high water mark: stop
-    /// writing until the drain callback runs. Fails at once, without calling
-    /// `done`, if the stream is closed or shut down.
+    /// writing until the drain callback runs.
     ///
     /// `data` is copied only if the OS does not take all of it at once, so a
     /// small write from a borrowed buffer allocates nothing.
-    pub fn write(
+    ///
+    /// # Errors
+    /// As [`write`](Stream::write); `done` then never runs.
+    pub fn write_with(
         &self,
         ev: &mut EventLoop,
         data: impl AsRef<[u8]>,
         done: impl FnOnce(&mut EventLoop, io::Result<()>) + 'static,
     ) -> io::Result<bool> {
-        let data = data.as_ref();
+        self.write_inner(ev, data.as_ref(), Some(Box::new(done)))
+    }
+
+    fn write_inner(
+        &self,
+        ev: &mut EventLoop,
+        data: &[u8],
+        done: Option<DoneCallback>,
+    ) -> io::Result<bool> {
         let mut i = self.inner.borrow_mut();
-        if i.closed {
-            return Err(closed_error());
-        }
-        if i.write_ended {
+        let fd = match &i.fd {
+            FdState::Open(fd) => fd.clone(),
+            FdState::Released => return Err(io::Error::from_raw_os_error(libc::EPIPE)),
+            FdState::Closed => return Err(closed_error()),
+        };
+        if !matches!(i.writes.end, WriteEnd::Open) {
             return Err(io::Error::from_raw_os_error(libc::EPIPE));
         }
         let mut written = 0;
-        if i.writes.is_empty() {
+        if i.writes.queue.is_empty() {
             // Nothing queued: try the fd now, saving a trip through the poller.
-            match i.send(data) {
+            match send(&fd, i.is_socket, data) {
                 Ok(n) if n == data.len() => {
                     drop(i);
-                    ev.call_soon(move |ev| done(ev, Ok(())));
+                    if let Some(done) = done {
+                        ev.call_soon(move |ev| done(ev, Ok(())));
+                    }
                     return Ok(true);
                 }
                 Ok(n) => written = n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => {
                     drop(i);
-                    ev.call_soon(move |ev| done(ev, Err(e)));
+                    if let Some(done) = done {
+                        ev.call_soon(move |ev| done(ev, Err(e)));
+                    }
                     return Ok(true);
                 }
             }
         }
-        i.queued += data.len() - written;
-        i.writes.push_back(PendingWrite {
+        let w = &mut i.writes;
+        w.queued += data.len() - written;
+        w.queue.push_back(PendingWrite {
             data: data[written..].to_vec(),
             written: 0,
-            done: Box::new(done),
+            done,
         });
-        if i.queued > i.high_water {
-            i.above_high = true;
+        if w.queued > w.high_water {
+            w.above_high = true;
         }
-        let below = i.queued <= i.high_water;
+        let below = w.queued <= w.high_water;
         drop(i);
-        self.update_interest(ev)?;
+        if let Err(e) = self.update_interest(ev) {
+            // Cannot wait for writability: take the write back, uncalled.
+            let mut i = self.inner.borrow_mut();
+            if let Some(w) = i.writes.queue.pop_back() {
+                i.writes.queued -= w.data.len();
+            }
+            return Err(e);
+        }
         Ok(below)
     }
 
     /// Bytes queued and not yet taken by the OS.
     pub fn write_queue_size(&self) -> usize {
-        self.inner.borrow().queued
+        self.inner.borrow().writes.queued
     }
 
     /// Sets the water marks (`low <= high`). `write` returns false above
     /// `high`; the drain callback runs when the queue falls to `low` after it
     /// was above `high`.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `low > high`.
     pub fn set_write_water_marks(&self, high: usize, low: usize) -> io::Result<()> {
         if low > high {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "low water mark above high",
+                format!("evloop: low water mark {low} above high {high}"),
             ));
         }
         let mut i = self.inner.borrow_mut();
-        i.high_water = high;
-        i.low_water = low;
+        i.writes.high_water = high;
+        i.writes.low_water = low;
         Ok(())
     }
 
     /// Sets the callback for "the write queue drained to the low water mark".
-    pub fn on_drain(&self, f: impl FnMut(&mut EventLoop, &Stream) + 'static) {
-        self.inner.borrow_mut().on_drain = Some(Box::new(f));
+    pub fn on_drain(&self, f: impl FnMut(&mut EventLoop, &Stream<K>) + 'static) {
+        let old = self.inner.borrow_mut().writes.on_drain.replace(Box::new(f));
+        drop(old); // outside the borrow: its destructor may use the stream
+    }
+
+    /// Half-closes once every queued write went out, with no callback (see
+    /// [`shutdown_with`](Stream::shutdown_with)).
+    pub fn shutdown(&self, ev: &mut EventLoop) -> io::Result<()> {
+        self.shutdown_inner(ev, None)
     }
 
     /// Half-closes: once every queued write went out, ends the writing side
@@ -300,161 +527,169 @@ impl Stream {
     /// write-only one (a pipe's write end) is closed, so its reader sees EOF;
     /// one open for reading too (a terminal, a FIFO opened read-write) stays
     /// open for reading until [`close`](Stream::close).
-    pub fn shutdown(
+    ///
+    /// # Errors
+    /// `NotConnected` if closed, `EPIPE` if already shut down; `done` then
+    /// never runs.
+    pub fn shutdown_with(
         &self,
         ev: &mut EventLoop,
         done: impl FnOnce(&mut EventLoop, io::Result<()>) + 'static,
     ) -> io::Result<()> {
-        {
+        self.shutdown_inner(ev, Some(Box::new(done)))
+    }
+
+    fn shutdown_inner(&self, ev: &mut EventLoop, done: Option<DoneCallback>) -> io::Result<()> {
+        let flushed = {
             let mut i = self.inner.borrow_mut();
-            if i.closed {
-                return Err(closed_error());
+            match (&i.fd, &i.writes.end) {
+                (FdState::Closed, _) => return Err(closed_error()),
+                (FdState::Released, _) | (_, WriteEnd::ShuttingDown(_) | WriteEnd::Ended) => {
+                    return Err(io::Error::from_raw_os_error(libc::EPIPE))
+                }
+                _ => {}
             }
-            if i.write_ended {
-                return Err(io::Error::from_raw_os_error(libc::EPIPE));
-            }
-            i.write_ended = true;
-            i.shutdown = Some(Box::new(done));
-        }
-        if self.inner.borrow().writes.is_empty() {
-            let result = self.inner.borrow_mut().end_writing();
-            let done = self.inner.borrow_mut().shutdown.take();
-            if let Some(done) = done {
-                ev.call_soon(move |ev| done(ev, result));
-            }
-            if self.inner.borrow().closes_on_shutdown() {
-                self.release(ev);
-            }
+            i.writes.end = WriteEnd::ShuttingDown(done);
+            i.writes.queue.is_empty()
+        };
+        if flushed {
+            self.end_writing(ev, true);
         }
         self.update_interest(ev)
     }
 
+    /// Closes the stream now, with no callback (see
+    /// [`close_with`](Stream::close_with)). Returns false, doing nothing, if
+    /// it was already closed.
+    pub fn close(&self, ev: &mut EventLoop) -> bool {
+        self.close_inner(ev, None)
+    }
+
     /// Closes the stream now: stops reading, releases the fd, and fails the
     /// queued writes (and a pending shutdown) with `ECANCELED`. Their
-    /// callbacks run on a later pass in order, then `done`. Fails if already
-    /// closed.
-    pub fn close(
+    /// callbacks run on a later pass in order, then `done`. Returns false,
+    /// doing nothing (`done` never runs), if it was already closed.
+    pub fn close_with(
         &self,
         ev: &mut EventLoop,
         done: impl FnOnce(&mut EventLoop) + 'static,
-    ) -> io::Result<()> {
-        let (writes, shutdown) = {
+    ) -> bool {
+        self.close_inner(ev, Some(Box::new(done)))
+    }
+
+    fn close_inner(&self, ev: &mut EventLoop, done: Option<CloseCallback>) -> bool {
+        let (queue, shutdown, on_read, on_drain, watch) = {
             let mut i = self.inner.borrow_mut();
-            if i.closed {
-                return Err(closed_error());
+            if matches!(i.fd, FdState::Closed) {
+                return false;
             }
-            i.closed = true;
-            i.reading = false;
-            i.on_read = None;
-            i.on_drain = None;
-            i.queued = 0;
-            (std::mem::take(&mut i.writes), i.shutdown.take())
+            i.fd = FdState::Closed;
+            i.read = ReadState::Off;
+            i.interest = Interest::NONE;
+            i.writes.queued = 0;
+            let shutdown = match std::mem::replace(&mut i.writes.end, WriteEnd::Ended) {
+                WriteEnd::ShuttingDown(done) => done,
+                _ => None,
+            };
+            (
+                std::mem::take(&mut i.writes.queue),
+                shutdown,
+                i.on_read.clear(),
+                i.writes.on_drain.take(),
+                i.watch.take(),
+            )
         };
-        self.release(ev);
-        for w in writes {
-            ev.call_soon(move |ev| (w.done)(ev, Err(cancelled())));
+        if let Some(w) = watch {
+            ev.unwatch(w); // the fd closes once the watcher let go of it
+        }
+        drop((on_read, on_drain));
+        for w in queue {
+            if let Some(done) = w.done {
+                ev.call_soon(move |ev| done(ev, Err(cancelled())));
+            }
         }
         if let Some(s) = shutdown {
             ev.call_soon(move |ev| s(ev, Err(cancelled())));
         }
-        ev.call_soon(done);
-        Ok(())
+        if let Some(done) = done {
+            ev.call_soon(done);
+        }
+        true
     }
 
     /// True once `close` was called.
     pub fn is_closed(&self) -> bool {
-        self.inner.borrow().closed
+        matches!(self.inner.borrow().fd, FdState::Closed)
     }
 
-    /// Sets whether the stream keeps the loop alive while reading or writing.
-    pub fn set_ref(&self, ev: &mut EventLoop, keep_alive: bool) {
+    /// Sets whether the stream keeps the loop alive while reading or writing
+    /// (it does by default).
+    ///
+    /// # Errors
+    /// `NotConnected` if closed.
+    pub fn set_ref(&self, ev: &mut EventLoop, keep_alive: bool) -> io::Result<()> {
         let watch = {
             let mut i = self.inner.borrow_mut();
-            i.keep_alive = keep_alive;
+            if matches!(i.fd, FdState::Closed) {
+                return Err(closed_error());
+            }
+            i.keeps_alive = keep_alive;
             i.watch
         };
         if let Some(w) = watch {
-            ev.set_watch_ref(w, keep_alive);
+            ev.set_watch_ref(w, keep_alive)?;
         }
+        Ok(())
     }
 
-    /// Runs `f` with the socket, for options and addresses; `ENOTSOCK` for a
-    /// pipe, `NotConnected` once closed.
-    pub fn with_socket<T>(&self, f: impl FnOnce(SockRef<'_>) -> io::Result<T>) -> io::Result<T> {
-        let i = self.inner.borrow();
-        let fd = i.fd.as_ref().ok_or_else(closed_error)?;
-        if !i.is_socket {
-            return Err(io::Error::from_raw_os_error(libc::ENOTSOCK));
-        }
-        f(SockRef::from(&*fd.0))
-    }
-
-    /// Turns Nagle's algorithm off (true) or on. TCP streams made by evloop
-    /// start with it off, as asyncio's.
-    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.with_socket(|s| s.set_tcp_nodelay(nodelay))
-    }
-
-    /// Enables TCP keepalive probes after `idle` of silence, or disables them.
-    pub fn set_keepalive(&self, idle: Option<std::time::Duration>) -> io::Result<()> {
-        self.with_socket(|s| match idle {
-            Some(t) => s.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(t)),
-            None => s.set_keepalive(false),
-        })
-    }
-
-    /// The local address of a TCP stream.
-    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.with_socket(|s| s.local_addr()?.as_socket().ok_or_else(not_inet))
-    }
-
-    /// The peer address of a TCP stream.
-    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.with_socket(|s| s.peer_addr()?.as_socket().ok_or_else(not_inet))
-    }
-
-    /// Lets go of the fd: out of the poller, closed once nothing uses it.
-    fn release(&self, ev: &mut EventLoop) {
-        let watch = {
-            let mut i = self.inner.borrow_mut();
-            i.fd = None;
-            i.interest = Interest::NONE;
-            i.watch.take()
-        };
-        if let Some(w) = watch {
-            ev.unwatch(w);
-        }
-    }
-
+    /// Makes, updates or (once the fd is gone) leaves alone the watcher, so
+    /// that it waits for what the stream needs now.
     fn update_interest(&self, ev: &mut EventLoop) -> io::Result<()> {
-        let (watch, want) = {
+        let (fd, want, keeps_alive) = {
             let mut i = self.inner.borrow_mut();
-            let want = Interest {
-                readable: i.reading,
-                writable: !i.writes.is_empty(),
+            let FdState::Open(fd) = &i.fd else {
+                return Ok(());
             };
-            if want == i.interest || i.watch.is_none() {
+            let want = Interest {
+                readable: i.read == ReadState::Active,
+                writable: !i.writes.queue.is_empty(),
+            };
+            if let Some(watch) = i.watch {
+                let i = &mut *i;
+                return sync_interest(ev, watch, &mut i.interest, want);
+            }
+            if want == Interest::NONE {
                 return Ok(());
             }
-            i.interest = want;
-            (i.watch.expect("checked"), want)
+            (fd.clone(), want, i.keeps_alive)
         };
-        ev.set_interest(watch, want)
+        let me = self.clone();
+        let watch = ev.watch(fd, want, move |ev, _, r| me.on_ready(ev, r))?;
+        if !keeps_alive {
+            ev.set_watch_ref(watch, false)?;
+        }
+        let mut i = self.inner.borrow_mut();
+        i.watch = Some(watch);
+        i.interest = want;
+        Ok(())
     }
 
     fn on_ready(&self, ev: &mut EventLoop, r: Readiness) {
-        if r.writable || ((r.error || r.hangup) && !self.inner.borrow().writes.is_empty()) {
+        let has_writes = !self.inner.borrow().writes.queue.is_empty();
+        if r.writable || ((r.error || r.hangup) && has_writes) {
             self.flush(ev);
         }
         if r.readable {
             self.read_some(ev);
         }
-        let _ = self.update_interest(ev);
+        if let Err(e) = self.update_interest(ev) {
+            log::warn!("evloop: updating a stream's watcher: {e}");
+        }
     }
 
     fn read_some(&self, ev: &mut EventLoop) {
         let mut buf = ReadBuffer::lend(ev);
-        let result = catch(|| self.read_into(ev, &mut buf));
+        let result = catch(|| self.read_batch(ev, &mut buf));
         ReadBuffer::give_back(ev, buf);
         if let Err(p) = result {
             panic::resume_unwind(p);
@@ -462,43 +697,59 @@ impl Stream {
     }
 
     /// Reads and calls back until the fd is drained (or a batch was read).
-    /// The callback is put back even if it panics, unless it stopped or
+    /// The callback is given back even if it panics, unless it stopped or
     /// replaced reading, or this was the last call (EOF, error).
-    fn read_into(&self, ev: &mut EventLoop, buf: &mut [u8]) {
+    fn read_batch(&self, ev: &mut EventLoop, loop_buf: &mut [u8]) {
         for _ in 0..READS_PER_EVENT {
-            let (result, mut callback, epoch) = {
+            let (fd, mut lent) = {
                 let mut i = self.inner.borrow_mut();
-                if !i.reading || i.closed {
+                let FdState::Open(fd) = &i.fd else { return };
+                let fd = fd.clone();
+                if i.read != ReadState::Active {
                     return;
                 }
-                let Some(fd) = i.fd.clone() else { return };
-                let result = (&*fd.0).read(buf);
-                let result = match result {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    r => r,
-                };
-                let Some(cb) = i.on_read.take() else { return };
-                if !matches!(result, Ok(n) if n > 0) {
-                    // EOF or error: reading ends by itself.
-                    i.reading = false;
-                    i.read_epoch += 1;
-                }
-                (result, cb, i.read_epoch)
+                let Some(lent) = i.on_read.lend() else { return };
+                (fd, lent)
             };
-            // A short read drained the fd: no need for a read that says EAGAIN.
-            let more = matches!(result, Ok(n) if n == buf.len());
-            let last = !matches!(result, Ok(n) if n > 0);
-            let result = catch(|| match result {
-                Ok(n) => callback(ev, self, Ok(&buf[..n])),
-                Err(e) => callback(ev, self, Err(e)),
-            });
-            let mut i = self.inner.borrow_mut();
-            if i.read_epoch == epoch && !last && !i.closed {
-                i.on_read = Some(callback);
+            let (result, offered) = match &mut lent.f {
+                OnRead::Chunks(_) => ((&*fd.0).read(loop_buf), loop_buf.len()),
+                OnRead::Into(buf, _) => {
+                    if buf.capacity() - buf.len() < INTO_MIN_SPARE {
+                        buf.reserve(INTO_CHUNK);
+                    }
+                    let spare = buf.capacity() - buf.len();
+                    (sys::read_to_spare(&*fd.0, buf, spare), spare)
+                }
+            };
+            match &result {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.inner.borrow_mut().on_read.give_back(lent);
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.inner.borrow_mut().on_read.give_back(lent);
+                    continue;
+                }
+                _ => {}
             }
-            drop(i);
-            if let Err(p) = result {
+            let last = !matches!(result, Ok(n) if n > 0);
+            if last {
+                // EOF or error: reading ends by itself, after this call.
+                let mut i = self.inner.borrow_mut();
+                i.read = ReadState::Ended;
+                i.on_read.clear();
+            }
+            // A short read drained the fd: no need for a read that says EAGAIN.
+            let more = matches!(result, Ok(n) if n == offered);
+            let called = catch(|| match &mut lent.f {
+                OnRead::Chunks(cb) => match result {
+                    Ok(n) => cb(ev, self, Ok(&loop_buf[..n])),
+                    Err(e) => cb(ev, self, Err(e)),
+                },
+                OnRead::Into(buf, cb) => cb(ev, self, buf, result),
+            });
+            self.inner.borrow_mut().on_read.give_back(lent);
+            if let Err(p) = called {
                 panic::resume_unwind(p);
             }
             if !more {
@@ -509,31 +760,50 @@ impl Stream {
 
     /// Writes out what the fd takes, then runs the callbacks that are due.
     fn flush(&self, ev: &mut EventLoop) {
-        {
+        let failed = {
             let mut i = self.inner.borrow_mut();
             let i = &mut *i;
-            while let Some(front) = i.writes.front_mut() {
-                match send_on(i.fd.as_ref(), i.is_socket, &front.data[front.written..]) {
+            let FdState::Open(fd) = &i.fd else { return };
+            let w = &mut i.writes;
+            let mut failed = false;
+            while let Some(front) = w.queue.front_mut() {
+                match send(fd, i.is_socket, &front.data[front.written..]) {
                     Ok(n) => {
-                        i.queued -= n;
+                        w.queued -= n;
                         front.written += n;
                         if front.written == front.data.len() {
-                            let w = i.writes.pop_front().expect("front exists");
-                            i.completed.push_back((w.done, Ok(())));
+                            let done = w.queue.pop_front().expect("front exists").done;
+                            if let Some(done) = done {
+                                w.completed.push_back((done, Ok(())));
+                            }
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         // The stream cannot take more: fail everything queued.
-                        for w in std::mem::take(&mut i.writes) {
-                            i.completed.push_back((w.done, Err(copy_error(&e))));
+                        for pending in std::mem::take(&mut w.queue) {
+                            if let Some(done) = pending.done {
+                                w.completed.push_back((done, Err(copy_error(&e))));
+                            }
                         }
-                        i.queued = 0;
-                        i.write_ended = true;
+                        w.queued = 0;
+                        failed = true;
                         break;
                     }
                 }
+            }
+            failed
+        };
+        if failed {
+            // A pending shutdown fails too; the writing side is over.
+            let mut i = self.inner.borrow_mut();
+            if let WriteEnd::ShuttingDown(Some(done)) =
+                std::mem::replace(&mut i.writes.end, WriteEnd::Ended)
+            {
+                i.writes
+                    .completed
+                    .push_back((done, Err(io::Error::from_raw_os_error(libc::EPIPE))));
             }
         }
         self.finish_writes(ev);
@@ -553,93 +823,89 @@ impl Stream {
 
     fn finish_writes_now(&self, ev: &mut EventLoop) {
         loop {
-            let next = self.inner.borrow_mut().completed.pop_front();
+            let next = self.inner.borrow_mut().writes.completed.pop_front();
             let Some((done, result)) = next else { break };
             done(ev, result);
         }
         let drain = {
             let mut i = self.inner.borrow_mut();
-            let drained = i.above_high && i.queued <= i.low_water;
-            if drained {
-                i.above_high = false;
-                i.on_drain.take()
+            let w = &mut i.writes;
+            if w.above_high && w.queued <= w.low_water {
+                w.above_high = false;
+                w.on_drain.take()
             } else {
                 None
             }
         };
         if let Some(mut cb) = drain {
-            let result = catch(|| cb(ev, self));
+            let called = catch(|| cb(ev, self));
             let mut i = self.inner.borrow_mut();
-            if i.on_drain.is_none() && !i.closed {
-                i.on_drain = Some(cb);
+            if i.writes.on_drain.is_none() && !matches!(i.fd, FdState::Closed) {
+                i.writes.on_drain = Some(cb);
             }
             drop(i);
-            if let Err(p) = result {
+            if let Err(p) = called {
                 panic::resume_unwind(p);
             }
         }
-        let shut = {
-            let mut i = self.inner.borrow_mut();
-            if i.writes.is_empty() && !i.closed {
-                i.shutdown
-                    .take()
-                    .map(|cb| (cb, i.end_writing(), i.closes_on_shutdown()))
-            } else {
-                None
-            }
+        let shutting_down = {
+            let i = self.inner.borrow();
+            i.writes.queue.is_empty() && matches!(i.writes.end, WriteEnd::ShuttingDown(_))
         };
-        if let Some((cb, result, release)) = shut {
-            if release {
-                self.release(ev);
+        if shutting_down {
+            self.end_writing(ev, false);
+        }
+    }
+
+    /// The queue is empty and a shutdown is pending: end the writing side
+    /// now and call its callback (on a later pass if `from_call`, since it
+    /// runs inside `shutdown` then).
+    fn end_writing(&self, ev: &mut EventLoop, from_call: bool) {
+        let (done, result, release) = {
+            let mut i = self.inner.borrow_mut();
+            let WriteEnd::ShuttingDown(done) =
+                std::mem::replace(&mut i.writes.end, WriteEnd::Ended)
+            else {
+                return;
+            };
+            let (result, release) = match &i.fd {
+                FdState::Open(fd) if i.is_socket => (
+                    socket2::SockRef::from(&*fd.0).shutdown(std::net::Shutdown::Write),
+                    false,
+                ),
+                // A write-only fd ends by closing; a read-write one cannot be
+                // half-closed and stays open for reading.
+                FdState::Open(fd) => (Ok(()), sys::is_write_only(&*fd.0)),
+                _ => (Err(closed_error()), false),
+            };
+            (done, result, release)
+        };
+        if release {
+            let watch = {
+                let mut i = self.inner.borrow_mut();
+                i.fd = FdState::Released;
+                i.interest = Interest::NONE;
+                i.watch.take()
+            };
+            if let Some(w) = watch {
+                ev.unwatch(w);
             }
-            cb(ev, result);
         }
-    }
-}
-
-impl Inner {
-    fn send(&self, data: &[u8]) -> io::Result<usize> {
-        send_on(self.fd.as_ref(), self.is_socket, data)
-    }
-
-    fn end_writing(&mut self) -> io::Result<()> {
-        match &self.fd {
-            Some(fd) if self.is_socket => SockRef::from(&*fd.0).shutdown(std::net::Shutdown::Write),
-            Some(_) => Ok(()), // see `closes_on_shutdown`
-            None => Err(closed_error()),
+        if let Some(done) = done {
+            if from_call {
+                ev.call_soon(move |ev| done(ev, result));
+            } else {
+                done(ev, result);
+            }
         }
-    }
-
-    /// True for a write-only non-socket fd: shutting it down means closing
-    /// it (nothing else can signal EOF to its reader, and nothing is left
-    /// to read from it).
-    fn closes_on_shutdown(&self) -> bool {
-        use std::os::fd::AsRawFd;
-        let Some(fd) = &self.fd else { return false };
-        if self.is_socket {
-            return false;
-        }
-        // SAFETY: F_GETFL on an open fd we own; no pointers.
-        let flags = unsafe { libc::fcntl(fd.0.as_raw_fd(), libc::F_GETFL) };
-        flags >= 0 && flags & libc::O_ACCMODE == libc::O_WRONLY
     }
 }
 
 /// One write to the fd: `send` with `MSG_NOSIGNAL` for a socket.
-fn send_on(fd: Option<&SharedFd>, is_socket: bool, data: &[u8]) -> io::Result<usize> {
-    let fd = fd.ok_or_else(closed_error)?;
+fn send(fd: &StreamFd, is_socket: bool, data: &[u8]) -> io::Result<usize> {
     if is_socket {
-        SockRef::from(&*fd.0).send_with_flags(data, libc::MSG_NOSIGNAL)
+        sys::send_nosignal(&*fd.0, data)
     } else {
         (&*fd.0).write(data)
     }
-}
-
-fn set_nonblocking(file: &File) -> io::Result<()> {
-    // Works for any fd kind; socket2 only does the fcntl.
-    SockRef::from(file).set_nonblocking(true)
-}
-
-fn not_inet() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "evloop: not an IP socket")
 }

@@ -1,20 +1,19 @@
-//! TCP: listen and connect with callbacks; connections are [`Stream`]s.
+//! TCP: listen and connect with callbacks; connections are [`TcpStream`]s.
 //!
 //! Listening sockets get `SO_REUSEADDR` (a restarted server can bind while old
 //! connections sit in TIME_WAIT) and, on request, `SO_REUSEPORT`, so several
 //! loops (one per core) can accept on one port. New connections, accepted or
 //! connected, have `TCP_NODELAY` on, as asyncio does.
 
-use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::net::{Server, Stream};
-use crate::{EventLoop, Interest, TimerId, WatchId};
+use crate::net::connect::connect_socket;
+use crate::net::{with_context, TcpServer, TcpStream};
+use crate::EventLoop;
 
 /// Options for [`listen`].
 #[derive(Debug, Clone, Copy)]
@@ -34,30 +33,66 @@ impl Default for ListenOptions {
     }
 }
 
-/// Listens on `addr` (port 0 picks a free port; see [`Server::local_addr`])
-/// and calls `on_connection` with each accepted connection.
+/// Listens on `addr` (port 0 picks a free port; see
+/// [`TcpServer::local_addr`]) and calls `on_connection` with each accepted
+/// connection, or with an accept error (once per episode; see
+/// [`Server`](crate::net::Server)).
+///
+/// # Errors
+/// The OS error of `socket`, `bind` or `listen`, naming the call and the
+/// address: `bind 127.0.0.1:6379: Address already in use (os error 98)`.
+///
+/// # Examples
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use evloop::{net::tcp, EventLoop};
+/// let mut ev = EventLoop::new()?;
+/// let server = tcp::listen(&mut ev, "127.0.0.1:0".parse().unwrap(), Default::default(), |ev, conn| {
+///     if let Ok(conn) = conn {
+///         let _ = conn.write(ev, b"hello\n");
+///         let c = conn.clone();
+///         // Close once the queue is flushed (close itself would cancel it).
+///         let _ = conn.shutdown_with(ev, move |ev, _| { c.close(ev); });
+///     }
+/// })?;
+/// println!("listening on {}", server.local_addr()?);
+/// server.close(&mut ev);
+/// ev.run()
+/// # }
+/// ```
 pub fn listen(
     ev: &mut EventLoop,
     addr: SocketAddr,
     options: ListenOptions,
-    on_connection: impl FnMut(&mut EventLoop, io::Result<Stream>) + 'static,
-) -> io::Result<Server> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if options.reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(options.backlog)?;
-    Server::start(ev, socket, true, on_connection)
+    on_connection: impl FnMut(&mut EventLoop, io::Result<TcpStream>) + 'static,
+) -> io::Result<TcpServer> {
+    let setup = || -> io::Result<Socket> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+            .map_err(|e| with_context(e, "socket"))?;
+        socket.set_reuse_address(true)?;
+        if options.reuse_port {
+            socket.set_reuse_port(true)?;
+        }
+        socket
+            .bind(&addr.into())
+            .map_err(|e| with_context(e, format!("bind {addr}")))?;
+        socket
+            .listen(options.backlog)
+            .map_err(|e| with_context(e, format!("listen {addr}")))?;
+        Ok(socket)
+    };
+    TcpServer::start(ev, setup()?, true, on_connection)
 }
 
 /// Connects to `addr`; `done` gets the connected stream or the error
-/// (`ECONNREFUSED`, ...). Fails at once only if no socket can be made.
+/// (`ECONNREFUSED`, ...) on a later pass.
+///
+/// # Errors
+/// Only if no socket can be made; `done` then never runs.
 pub fn connect(
     ev: &mut EventLoop,
     addr: SocketAddr,
-    done: impl FnOnce(&mut EventLoop, io::Result<Stream>) + 'static,
+    done: impl FnOnce(&mut EventLoop, io::Result<TcpStream>) + 'static,
 ) -> io::Result<()> {
     connect_inner(ev, addr, None, done)
 }
@@ -68,107 +103,69 @@ pub fn connect_timeout(
     ev: &mut EventLoop,
     addr: SocketAddr,
     timeout: Duration,
-    done: impl FnOnce(&mut EventLoop, io::Result<Stream>) + 'static,
+    done: impl FnOnce(&mut EventLoop, io::Result<TcpStream>) + 'static,
 ) -> io::Result<()> {
     connect_inner(ev, addr, Some(timeout), done)
-}
-
-pub(crate) type ConnectDone = Box<dyn FnOnce(&mut EventLoop, io::Result<Stream>)>;
-
-/// A connection in progress: its socket, callback, watcher and timer.
-struct Attempt {
-    socket: Option<Socket>,
-    done: Option<ConnectDone>,
-    watch: Option<WatchId>,
-    timer: Option<TimerId>,
 }
 
 fn connect_inner(
     ev: &mut EventLoop,
     addr: SocketAddr,
     timeout: Option<Duration>,
-    done: impl FnOnce(&mut EventLoop, io::Result<Stream>) + 'static,
+    done: impl FnOnce(&mut EventLoop, io::Result<TcpStream>) + 'static,
 ) -> io::Result<()> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(|e| with_context(e, format!("socket for {addr}")))?;
     socket.set_tcp_nodelay(true)?;
     connect_socket(ev, socket, &addr.into(), timeout, Box::new(done))
 }
 
-/// Starts a non-blocking connect of `socket`; `done` runs on a later pass.
-///
-/// The watcher watches a duplicate of the socket's fd, so that the socket
-/// itself stays with the attempt and becomes the stream when it connects.
-pub(crate) fn connect_socket(
-    ev: &mut EventLoop,
-    socket: Socket,
-    addr: &SockAddr,
-    timeout: Option<Duration>,
-    done: ConnectDone,
-) -> io::Result<()> {
-    socket.set_nonblocking(true)?;
-    let in_progress = match socket.connect(addr) {
-        Ok(()) => false,
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => true,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
-        Err(e) => {
-            // Refused at once (a Unix socket with no listener): still a
-            // callback on a later pass, never inside this call.
-            ev.call_soon(move |ev| done(ev, Err(e)));
-            return Ok(());
-        }
-    };
-    let probe = socket.try_clone()?;
-    let attempt = Rc::new(RefCell::new(Attempt {
-        socket: Some(socket),
-        done: Some(done),
-        watch: None,
-        timer: None,
-    }));
-    if !in_progress {
-        ev.call_soon(move |ev| settle(ev, &attempt, Ok(())));
-        return Ok(());
+impl TcpServer {
+    /// The address the server listens on (with the real port after port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock_addr()
+            .as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP server"))
     }
-    let a = attempt.clone();
-    let watch = ev.watch(probe, Interest::WRITABLE, move |ev, probe, _| {
-        let result = match probe.take_error() {
-            Ok(None) => Ok(()),
-            Ok(Some(e)) | Err(e) => Err(e),
-        };
-        settle(ev, &a, result);
-    })?;
-    attempt.borrow_mut().watch = Some(watch);
-    if let Some(timeout) = timeout {
-        let a = attempt.clone();
-        let timer = ev.set_timeout(timeout, move |ev| {
-            a.borrow_mut().timer = None;
-            let e = io::Error::new(io::ErrorKind::TimedOut, "evloop: connect timed out");
-            settle(ev, &a, Err(e));
-        });
-        attempt.borrow_mut().timer = Some(timer);
-    }
-    Ok(())
 }
 
-/// Ends an attempt once: stops its watcher and timer, calls back.
-fn settle(ev: &mut EventLoop, attempt: &Rc<RefCell<Attempt>>, result: io::Result<()>) {
-    let (socket, done, watch, timer) = {
-        let mut a = attempt.borrow_mut();
-        (
-            a.socket.take(),
-            a.done.take(),
-            a.watch.take(),
-            a.timer.take(),
-        )
-    };
-    if let Some(w) = watch {
-        ev.unwatch(w);
+impl TcpStream {
+    /// Takes over a connected `std::net::TcpStream` (made non-blocking).
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        TcpStream::from_owned(stream.into(), true)
     }
-    if let Some(t) = timer {
-        ev.clear_timer(t);
+
+    /// Runs `f` with the socket, for options not wrapped here;
+    /// `NotConnected` once closed.
+    pub fn with_socket<T>(&self, f: impl FnOnce(SockRef<'_>) -> io::Result<T>) -> io::Result<T> {
+        self.with_fd(|fd| f(SockRef::from(fd)))
     }
-    let (Some(socket), Some(done)) = (socket, done) else {
-        return;
-    };
-    let stream = result.and_then(|()| Stream::from_fd(ev, socket));
-    done(ev, stream);
+
+    /// Turns Nagle's algorithm off (true) or on. TCP streams made by evloop
+    /// start with it off, as asyncio's.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.with_socket(|s| s.set_tcp_nodelay(nodelay))
+    }
+
+    /// Enables TCP keepalive probes after `idle` of silence, or disables them.
+    pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
+        self.with_socket(|s| match idle {
+            Some(t) => s.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(t)),
+            None => s.set_keepalive(false),
+        })
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.with_socket(|s| s.local_addr()?.as_socket().ok_or_else(not_inet))
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.with_socket(|s| s.peer_addr()?.as_socket().ok_or_else(not_inet))
+    }
+}
+
+fn not_inet() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "evloop: not an IP socket")
 }

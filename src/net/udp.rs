@@ -21,10 +21,11 @@ use std::rc::Rc;
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::event_loop::catch;
+use crate::net::callback::{sync_interest, Lendable};
 use crate::net::stream::closed_error;
-use crate::net::ReadBuffer;
-use crate::{EventLoop, Interest, WatchId};
+use crate::net::{with_context, ReadBuffer};
+use crate::panic::catch;
+use crate::{sys, EventLoop, Interest, WatchId};
 
 type RecvCallback = Box<dyn FnMut(&mut EventLoop, &UdpSocket, io::Result<(&[u8], SocketAddr)>)>;
 type SendDone = Box<dyn FnOnce(&mut EventLoop, io::Result<()>)>;
@@ -36,10 +37,9 @@ struct Inner {
     /// `None` once closed.
     socket: Option<Rc<StdUdp>>,
     watch: Option<WatchId>,
-    on_recv: Option<RecvCallback>,
+    on_recv: Lendable<RecvCallback>,
     receiving: bool,
-    recv_epoch: u64,
-    sends: VecDeque<(Vec<u8>, SocketAddr, SendDone)>,
+    sends: VecDeque<(Vec<u8>, SocketAddr, Option<SendDone>)>,
     interest: Interest,
 }
 
@@ -50,8 +50,23 @@ pub struct UdpSocket {
     inner: Rc<RefCell<Inner>>,
 }
 
-struct Shared(Rc<StdUdp>);
-impl std::os::fd::AsFd for Shared {
+impl std::fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let i = self.inner.borrow();
+        f.debug_struct("UdpSocket")
+            .field(
+                "local",
+                &i.socket.as_ref().and_then(|s| s.local_addr().ok()),
+            )
+            .field("receiving", &i.receiving)
+            .field("queued_sends", &i.sends.len())
+            .finish()
+    }
+}
+
+/// The socket, shared by the handles and the watcher.
+struct UdpFd(Rc<StdUdp>);
+impl std::os::fd::AsFd for UdpFd {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.0.as_fd()
     }
@@ -59,23 +74,28 @@ impl std::os::fd::AsFd for Shared {
 
 impl UdpSocket {
     /// Binds a UDP socket to `addr` (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// The OS error of `socket` or `bind`, naming the call and the address.
     pub fn bind(ev: &mut EventLoop, addr: SocketAddr) -> io::Result<UdpSocket> {
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-        socket.bind(&addr.into())?;
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+            .map_err(|e| with_context(e, "socket"))?;
+        socket
+            .bind(&addr.into())
+            .map_err(|e| with_context(e, format!("bind {addr}")))?;
         socket.set_nonblocking(true)?;
         let socket = Rc::new(StdUdp::from(socket));
         let inner = Rc::new(RefCell::new(Inner {
             socket: Some(socket.clone()),
             watch: None,
-            on_recv: None,
+            on_recv: Lendable::default(),
             receiving: false,
-            recv_epoch: 0,
             sends: VecDeque::new(),
             interest: Interest::NONE,
         }));
         let udp = UdpSocket { inner };
         let me = udp.clone();
-        let watch = ev.watch(Shared(socket), Interest::NONE, move |ev, _, r| {
+        let watch = ev.watch(UdpFd(socket), Interest::NONE, move |ev, _, r| {
             if r.writable {
                 me.flush(ev);
             }
@@ -98,16 +118,42 @@ impl UdpSocket {
         self.inner.borrow().socket.clone().ok_or_else(closed_error)
     }
 
-    /// Sends one datagram to `addr`; `done` runs on a later pass with the
-    /// outcome. Fails at once (without `done`) if the socket is closed.
+    /// Sends one datagram to `addr`, with no completion callback (see
+    /// [`send_to_with`](UdpSocket::send_to_with)).
+    ///
+    /// # Errors
+    /// `NotConnected` if the socket is closed.
     pub fn send_to(
+        &self,
+        ev: &mut EventLoop,
+        data: impl Into<Vec<u8>>,
+        addr: SocketAddr,
+    ) -> io::Result<()> {
+        self.send_inner(ev, data.into(), addr, None)
+    }
+
+    /// Sends one datagram to `addr`; `done` runs on a later pass with the
+    /// outcome.
+    ///
+    /// # Errors
+    /// `NotConnected` if the socket is closed; `done` then never runs.
+    pub fn send_to_with(
         &self,
         ev: &mut EventLoop,
         data: impl Into<Vec<u8>>,
         addr: SocketAddr,
         done: impl FnOnce(&mut EventLoop, io::Result<()>) + 'static,
     ) -> io::Result<()> {
-        let data = data.into();
+        self.send_inner(ev, data.into(), addr, Some(Box::new(done)))
+    }
+
+    fn send_inner(
+        &self,
+        ev: &mut EventLoop,
+        data: Vec<u8>,
+        addr: SocketAddr,
+        done: Option<SendDone>,
+    ) -> io::Result<()> {
         let socket = self.socket()?;
         let mut i = self.inner.borrow_mut();
         if i.sends.is_empty() {
@@ -115,12 +161,14 @@ impl UdpSocket {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 result => {
                     drop(i);
-                    ev.call_soon(move |ev| done(ev, result.map(|_| ())));
+                    if let Some(done) = done {
+                        ev.call_soon(move |ev| done(ev, result.map(|_| ())));
+                    }
                     return Ok(());
                 }
             }
         }
-        i.sends.push_back((data, addr, Box::new(done)));
+        i.sends.push_back((data, addr, done));
         drop(i);
         self.update_interest(ev);
         Ok(())
@@ -133,28 +181,38 @@ impl UdpSocket {
         ev: &mut EventLoop,
         on_recv: impl FnMut(&mut EventLoop, &UdpSocket, io::Result<(&[u8], SocketAddr)>) + 'static,
     ) -> io::Result<()> {
-        {
+        let old = {
             let mut i = self.inner.borrow_mut();
             if i.watch.is_none() {
                 return Err(closed_error());
             }
-            i.on_recv = Some(Box::new(on_recv));
             i.receiving = true;
-            i.recv_epoch += 1;
-        }
+            i.on_recv.set(Box::new(on_recv))
+        };
+        drop(old); // outside the borrow: its destructor may use the socket
         self.update_interest(ev);
         Ok(())
     }
 
     /// Stops receiving; no receive callback runs after this returns.
     pub fn recv_stop(&self, ev: &mut EventLoop) {
-        {
+        let dropped = {
             let mut i = self.inner.borrow_mut();
-            i.on_recv = None;
             i.receiving = false;
-            i.recv_epoch += 1;
-        }
+            i.on_recv.clear()
+        };
+        drop(dropped);
         self.update_interest(ev);
+    }
+
+    /// Sets whether the socket keeps the loop alive while receiving or
+    /// sending (it does by default; Node's `unref()`).
+    ///
+    /// # Errors
+    /// `NotConnected` if closed.
+    pub fn set_ref(&self, ev: &mut EventLoop, keep_alive: bool) -> io::Result<()> {
+        let watch = self.inner.borrow().watch.ok_or_else(closed_error)?;
+        ev.set_watch_ref(watch, keep_alive)
     }
 
     /// Allows sending to broadcast addresses.
@@ -192,36 +250,42 @@ impl UdpSocket {
     /// bound again), whatever handles remain; queued sends fail with
     /// `ECANCELED` on a later pass. False if already closed.
     pub fn close(&self, ev: &mut EventLoop) -> bool {
-        let (watch, sends) = {
+        let (watch, sends, on_recv) = {
             let mut i = self.inner.borrow_mut();
-            i.on_recv = None;
             i.receiving = false;
             i.socket = None;
-            (i.watch.take(), std::mem::take(&mut i.sends))
+            (
+                i.watch.take(),
+                std::mem::take(&mut i.sends),
+                i.on_recv.clear(),
+            )
         };
+        drop(on_recv);
         let Some(watch) = watch else { return false };
         ev.unwatch(watch);
         for (_, _, done) in sends {
-            ev.call_soon(move |ev| done(ev, Err(io::Error::from_raw_os_error(libc::ECANCELED))));
+            if let Some(done) = done {
+                ev.call_soon(move |ev| {
+                    done(ev, Err(io::Error::from_raw_os_error(libc::ECANCELED)))
+                });
+            }
         }
         true
     }
 
+    /// True once `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.borrow().watch.is_none()
+    }
+
     fn update_interest(&self, ev: &mut EventLoop) {
-        let (watch, want) = {
-            let mut i = self.inner.borrow_mut();
-            let want = Interest {
-                readable: i.receiving,
-                writable: !i.sends.is_empty(),
-            };
-            let Some(watch) = i.watch else { return };
-            if want == i.interest {
-                return;
-            }
-            i.interest = want;
-            (watch, want)
+        let mut i = self.inner.borrow_mut();
+        let want = Interest {
+            readable: i.receiving,
+            writable: !i.sends.is_empty(),
         };
-        if let Err(e) = ev.set_interest(watch, want) {
+        let Some(watch) = i.watch else { return };
+        if let Err(e) = sync_interest(ev, watch, &mut i.interest, want) {
             log::warn!("evloop: udp interest change failed: {e}");
         }
     }
@@ -244,8 +308,9 @@ impl UdpSocket {
                     }
                 }
             };
-            let (done, result) = sent;
-            done(ev, result);
+            if let (Some(done), result) = sent {
+                done(ev, result);
+            }
         }
     }
 
@@ -262,7 +327,7 @@ impl UdpSocket {
 
     fn receive_into(&self, ev: &mut EventLoop, buf: &mut [u8], errored: bool) {
         for _ in 0..RECVS_PER_EVENT {
-            let (result, mut cb, epoch) = {
+            let (result, mut lent) = {
                 let mut i = self.inner.borrow_mut();
                 let Some(socket) = i.socket.clone() else {
                     return;
@@ -270,7 +335,7 @@ impl UdpSocket {
                 if !i.receiving {
                     if errored {
                         // Nobody to tell: clear the error so it cannot spin.
-                        while dequeue_error(&socket) {}
+                        while sys::dequeue_socket_error(&*socket) {}
                         let _ = socket.take_error();
                     }
                     return;
@@ -284,7 +349,7 @@ impl UdpSocket {
                         // (SO_ERROR) once; the queue's copies are dropped,
                         // and whatever error their removal left pending is
                         // reported last.
-                        while dequeue_error(&socket) {}
+                        while sys::dequeue_socket_error(&*socket) {}
                         match socket.take_error() {
                             Ok(Some(e)) => Err(e),
                             _ => return,
@@ -292,46 +357,17 @@ impl UdpSocket {
                     }
                     r => r,
                 };
-                let Some(cb) = i.on_recv.take() else { return };
-                (result, cb, i.recv_epoch)
+                let Some(lent) = i.on_recv.lend() else { return };
+                (result, lent)
             };
-            let result = catch(|| match result {
-                Ok((n, from)) => cb(ev, self, Ok((&buf[..n], from))),
-                Err(e) => cb(ev, self, Err(e)),
+            let called = catch(|| match result {
+                Ok((n, from)) => (lent.f)(ev, self, Ok((&buf[..n], from))),
+                Err(e) => (lent.f)(ev, self, Err(e)),
             });
-            let mut i = self.inner.borrow_mut();
-            if i.recv_epoch == epoch && i.receiving {
-                i.on_recv = Some(cb);
-            }
-            drop(i);
-            if let Err(p) = result {
+            self.inner.borrow_mut().on_recv.give_back(lent);
+            if let Err(p) = called {
                 std::panic::resume_unwind(p);
             }
         }
     }
-}
-
-/// Reads one entry of the socket's error queue (`IP_RECVERR`), dropping it.
-/// False if the queue is empty.
-fn dequeue_error(socket: &StdUdp) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut data = [0u8; 64];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    // SAFETY: an all-zero msghdr is valid (no name, no control data).
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    // SAFETY: `msg` points at one valid iovec over `data`, both live for the
-    // call; MSG_DONTWAIT keeps it from blocking.
-    let n = unsafe {
-        libc::recvmsg(
-            socket.as_raw_fd(),
-            &mut msg,
-            libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
-        )
-    };
-    n >= 0
 }

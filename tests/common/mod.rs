@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 
-use evloop::net::{tcp, Server, Stream};
+use evloop::net::{tcp, Stream, TcpServer};
 use evloop::EventLoop;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -32,7 +32,7 @@ pub fn assert_fds_back_to(before: usize) {
 
 /// An echo server on 127.0.0.1 (port chosen by the OS): every byte read is
 /// written back; at EOF the echo is flushed, then the connection closed.
-pub fn echo_server(ev: &mut EventLoop) -> (Server, SocketAddr) {
+pub fn echo_server(ev: &mut EventLoop) -> (TcpServer, SocketAddr) {
     let server = tcp::listen(
         ev,
         "127.0.0.1:0".parse().unwrap(),
@@ -47,19 +47,19 @@ pub fn echo_server(ev: &mut EventLoop) -> (Server, SocketAddr) {
     (server, addr)
 }
 
-pub fn echo(ev: &mut EventLoop, conn: &Stream) {
+pub fn echo<K>(ev: &mut EventLoop, conn: &Stream<K>) {
     conn.read_start(ev, |ev, s, data| match data {
         Ok([]) => {
             let s2 = s.clone();
-            let _ = s.shutdown(ev, move |ev, _| {
-                let _ = s2.close(ev, |_| {});
+            let _ = s.shutdown_with(ev, move |ev, _| {
+                let _ = s2.close(ev);
             });
         }
         Err(_) => {
-            let _ = s.close(ev, |_| {});
+            let _ = s.close(ev);
         }
         Ok(bytes) => {
-            s.write(ev, bytes, |_, r| {
+            s.write_with(ev, bytes, |_, r| {
                 let _ = r;
             })
             .unwrap();

@@ -1,0 +1,259 @@
+//! The Linux-specific system calls evloop makes, in one place.
+//!
+//! Everything here is a thin, safe wrapper around one call: pidfds, `pipe2`,
+//! `FIONREAD`, `poll` on one fd, `MSG_NOSIGNAL` sends, reads into a vector's
+//! spare capacity, the UDP error queue, and signal-disposition plumbing.
+//! Other modules call these instead of `libc` directly, so porting evloop to
+//! another OS means rewriting this file (and `polling` already covers
+//! kqueue). Until someone does, other targets fail to compile here with a
+//! message that says so.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "evloop runs on Linux only for now: src/sys.rs holds every OS-specific call (pidfd, pipe2, FIONREAD, MSG_NOSIGNAL, ...) and is the file to port"
+);
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Turns a `-1` return into the last OS error.
+fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// A pipe as two owned fds `(read end, write end)`, close-on-exec.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the two-element array.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }.into())?;
+    // SAFETY: both fds were just created by pipe2 and are owned by no one else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// An fd that turns readable when process `pid` ends (Linux 5.3+; `ENOSYS`
+/// before).
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) })?;
+    // SAFETY: the kernel just created this fd for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Bytes waiting to be read, if the fd can tell (pipes, sockets, ttys).
+pub(crate) fn bytes_to_read(fd: RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which is valid.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if rc == 0 && n > 0 {
+        n as usize
+    } else {
+        0
+    }
+}
+
+/// True if `fd` reports a hang-up or an error right now (`poll` with a zero
+/// timeout).
+pub(crate) fn hung_up_or_failed(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let rc = unsafe { libc::poll(&mut p, 1, 0) };
+    rc == 1 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0
+}
+
+/// True if `fd` is open for writing only (a pipe's write end).
+pub(crate) fn is_write_only(fd: &impl AsRawFd) -> bool {
+    // SAFETY: F_GETFL on an open fd; no pointers.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    flags >= 0 && flags & libc::O_ACCMODE == libc::O_WRONLY
+}
+
+/// One `send` with `MSG_NOSIGNAL`: a peer that is gone is `EPIPE`, never a
+/// SIGPIPE.
+pub(crate) fn send_nosignal(fd: &impl AsRawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: sends from a valid, live slice.
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    Ok(check(n as libc::c_long)? as usize)
+}
+
+/// Reads into `buf`'s spare capacity (at most `max` bytes) and extends it by
+/// what was read; no zero-filling, no copy.
+pub(crate) fn read_to_spare(fd: &impl AsRawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    // SAFETY: read(2) writes at most `want` bytes into the spare capacity,
+    // which is valid for writes of that length.
+    let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want) };
+    let n = check(n as libc::c_long)? as usize;
+    // SAFETY: the first `n` spare bytes were just initialised by read(2).
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Reads one entry of a UDP socket's error queue (`IP_RECVERR`), dropping
+/// it. False if the queue is empty.
+pub(crate) fn dequeue_socket_error(fd: &impl AsRawFd) -> bool {
+    let mut data = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    // SAFETY: `msg` points at one valid iovec over `data`, both live for the
+    // call; MSG_DONTWAIT keeps it from blocking.
+    let n = unsafe {
+        libc::recvmsg(
+            fd.as_raw_fd(),
+            &mut msg,
+            libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+        )
+    };
+    n >= 0
+}
+
+/// Sends `signal` to process `pid`.
+pub(crate) fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes two integers.
+    check(unsafe { libc::kill(pid as libc::pid_t, signal) }.into()).map(drop)
+}
+
+/// A signal's disposition (`sigaction`), as read and restored by evloop.
+#[derive(Clone, Copy)]
+pub(crate) struct Disposition(libc::sigaction);
+
+impl Disposition {
+    /// The current disposition of `signal`.
+    pub(crate) fn of(signal: i32) -> Option<Disposition> {
+        // SAFETY: queries the disposition into a zeroed, valid struct.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            (libc::sigaction(signal, std::ptr::null(), &mut action) == 0)
+                .then_some(Disposition(action))
+        }
+    }
+
+    /// Installs this disposition for `signal`.
+    pub(crate) fn install(&self, signal: i32) {
+        // SAFETY: installs a disposition read earlier with sigaction itself.
+        unsafe { libc::sigaction(signal, &self.0, std::ptr::null_mut()) };
+    }
+
+    /// True for the "ignore" action.
+    pub(crate) fn ignores(&self) -> bool {
+        self.0.sa_sigaction == libc::SIG_IGN
+    }
+
+    /// True if it lets the kernel reap children itself (SIGCHLD ignored, or
+    /// `SA_NOCLDWAIT`).
+    pub(crate) fn reaps_children(&self) -> bool {
+        self.ignores() || self.0.sa_flags & libc::SA_NOCLDWAIT != 0
+    }
+
+    /// The same without automatic reaping: "ignore" becomes the default
+    /// action, and `SA_NOCLDWAIT` is dropped.
+    pub(crate) fn without_reaping(mut self) -> Disposition {
+        if self.ignores() {
+            self.0.sa_sigaction = libc::SIG_DFL;
+        }
+        self.0.sa_flags &= !libc::SA_NOCLDWAIT;
+        self
+    }
+}
+
+/// Blocks every signal in this thread until dropped.
+pub(crate) struct BlockAllSignals(libc::sigset_t);
+
+impl BlockAllSignals {
+    pub(crate) fn new() -> BlockAllSignals {
+        // SAFETY: sigfillset and pthread_sigmask on local sigset_t values.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            BlockAllSignals(old)
+        }
+    }
+}
+
+impl Drop for BlockAllSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
+}
+
+/// In a child between fork and exec: every signal back to its default
+/// action, then none blocked. Async-signal-safe: no allocation, no locks.
+///
+/// The raw `rt_sigaction` system call is used because glibc's wrapper
+/// refuses signals 32 and 33 (its own), and an inherited "ignore" on those
+/// would survive exec too. The kernel's struct with every field zero means
+/// SIG_DFL, no flags, empty mask.
+pub(crate) fn reset_signals_in_child() {
+    // SAFETY: rt_sigaction reads one zeroed kernel sigaction (handler,
+    // flags, restorer, 8-byte mask: 32 bytes) and writes nothing; sigset
+    // calls on a local value. All are async-signal-safe; errors are ignored.
+    unsafe {
+        let default = [0u64; 4];
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    default.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8usize,
+                );
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
+/// `dup2` for between fork and exec (async-signal-safe).
+pub(crate) fn dup2(source: RawFd, target: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 takes two integers.
+    check(unsafe { libc::dup2(source, target) }.into()).map(drop)
+}
+
+/// A duplicate of `fd`, close-on-exec, numbered `floor` or above.
+pub(crate) fn dup_above(fd: &impl AsRawFd, floor: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on an open fd returns a new fd or -1.
+    let dup = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) }.into())?;
+    // SAFETY: `dup` was just created and is owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup as RawFd) })
+}
+
+/// Ignores SIGPIPE if it still has its default action (once per process),
+/// so a pipe whose reader is gone is `EPIPE`, not a dead process.
+pub(crate) fn ignore_sigpipe() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Some(old) = Disposition::of(libc::SIGPIPE) {
+            if old.0.sa_sigaction == libc::SIG_DFL {
+                // SAFETY: sets SIGPIPE to "ignore", a valid disposition.
+                unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+            }
+        }
+    });
+}
