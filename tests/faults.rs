@@ -427,16 +427,19 @@ fn a_pool_thread_that_cannot_start_never_leaves_a_job_behind() {
 
     // A thread starts for the next job; the failed one must not run on it.
     let (release, wait) = mpsc::channel::<()>();
+    let (started, running) = mpsc::channel::<()>();
     let r = ran.clone();
     let d = done.clone();
     ev.spawn_blocking(
         move || {
+            started.send(()).unwrap();
             wait.recv().unwrap();
             r.fetch_add(10, Ordering::SeqCst)
         },
         move |_, _| d.borrow_mut().push("blocker"),
     )
     .unwrap(); // starts the first thread
+    running.recv().unwrap(); // set up and running: nothing of it left to map
 
     // One thread runs, a second cannot start: the job waits for the first.
     limit_address_space(256 * 1024);
