@@ -15,18 +15,7 @@
 
 #include "evloop.h"
 
-static int passed, failed;
-#define CHECK_EQ(a, b)                                                      \
-    do {                                                                    \
-        long long a_ = (long long)(a), b_ = (long long)(b);                 \
-        if (a_ == b_) {                                                     \
-            passed++;                                                       \
-        } else {                                                            \
-            failed++;                                                       \
-            fprintf(stderr, "%s:%d: %s == %lld, expected %lld\n", __FILE__, \
-                    __LINE__, #a, a_, b_);                                  \
-        }                                                                   \
-    } while (0)
+#include "check.h"
 
 enum { CLIENTS = 20, MAX_HELD = 4096 };
 

@@ -32,29 +32,7 @@
 
 #include "evloop.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (cond) {                                                          \
-            passed++;                                                        \
-        } else {                                                             \
-            failed++;                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-        }                                                                    \
-    } while (0)
-#define CHECK_EQ(a, b)                                                          \
-    do {                                                                        \
-        long long a_ = (long long)(a), b_ = (long long)(b);                     \
-        if (a_ == b_) {                                                         \
-            passed++;                                                           \
-        } else {                                                                \
-            failed++;                                                           \
-            fprintf(stderr, "%s:%d: %s == %lld, expected %lld\n", __FILE__,     \
-                    __LINE__, #a, a_, b_);                                      \
-        }                                                                       \
-    } while (0)
+#include "check.h"
 
 /* ---- counted data tokens ----------------------------------------------------
  * Every data pointer handed to evloop is a token: its free_data (tfree)
