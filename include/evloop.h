@@ -66,6 +66,11 @@ typedef struct evl_loop evl_loop;
 typedef struct evl_handle evl_handle;     /* thread-safe entry into a loop */
 typedef struct evl_stream evl_stream;     /* a TCP connection */
 typedef struct evl_server evl_server;     /* a listening TCP socket */
+/* Ids of timers, fd watchers and work. An id is never reused by its loop
+ * (past 10^12 ids made, or 16.7 million live at once of one kind, a call
+ * that would hand out one fails with -ENOSPC). Any other number, or an id of
+ * something that ended, is stale: the calls answer 0 or -ENOENT as each
+ * says. Ids are per kind: do not pass a timer id to an io function. */
 typedef uint64_t evl_timer_id;
 typedef uint64_t evl_io_id;
 typedef uint64_t evl_work_id;
@@ -219,7 +224,8 @@ typedef void (*evl_signal_cb)(evl_loop *loop, int signum, void *data);
 /* Runs cb on the loop thread when signum (SIGINT, SIGTERM, SIGHUP, SIGUSR1,
  * ...) is delivered to the process. Several deliveries before the loop runs
  * may reach cb as one call. Does not keep the loop alive unless
- * evl_signal_set_ref(.., 1). -EINVAL for SIGKILL, SIGSTOP and non-signals. */
+ * evl_signal_set_ref(.., 1). -EINVAL for SIGKILL, SIGSTOP, SIGILL, SIGFPE, SIGSEGV and non-signals.
+ * When the last watcher of a signal stops, its previous disposition is back. */
 int evl_signal_start(evl_loop *loop, int signum, evl_signal_cb cb, void *data,
                      evl_free_cb free_data, evl_signal_id *out);
 /* Stops a signal watcher. -ENOENT if unknown. */
