@@ -196,7 +196,9 @@ impl LoopHandle {
         }
     }
 
-    /// Runs `f` on the loop thread, in a later pass; wakes a blocked loop.
+    /// Runs `f` on the loop thread, never inside this call: in the next
+    /// posts phase that begins after it (from the loop thread itself, that
+    /// can be the current pass's); wakes a blocked loop.
     ///
     /// Posts from one thread run in the order they were made. Returns
     /// `Err(Closed)` (and drops `f`) if the loop was dropped.

@@ -49,9 +49,11 @@
 //! 2. Timers run in deadline order; equal deadlines run in the order set.
 //! 3. A deadline is `now() + delay`, where `now()` is the loop time cached at
 //!    the start of the pass (as in libuv); a timer never runs before it.
-//! 4. A callback queued by a running callback runs in a later pass, after the
-//!    loop looked at timers and IO again: a callback that re-queues itself
-//!    forever cannot starve a timer or a socket.
+//! 4. A `call_soon` callback runs in the first ready phase that begins after
+//!    it was queued: one queued by a ready callback runs in a later pass,
+//!    after the loop looked at timers and IO again, so a callback that
+//!    re-queues itself forever cannot starve a timer or a socket (one queued
+//!    by a timer callback runs in the same pass's ready phase).
 //! 5. A cleared timer never runs; clearing from inside any callback, the
 //!    interval's own included, takes effect at once.
 //! 6. `run()` returns when no callback is queued, no timer is pending, no
