@@ -33,8 +33,8 @@ use crate::handle::{LoopHandle, Post, Remote};
 use crate::io::Watchers;
 use crate::panic::{catch, PanicPolicy};
 use crate::pool::Pool;
-use crate::task::ReadyQueue;
-use crate::timer::{Callback, Fired, Interval, IntervalBox, TimerId, TimerQueue};
+use crate::task::{Cancellable, ReadyQueue, SoonId};
+use crate::timer::{Callback, Fired, Refused, Timed, TimerId, TimerQueue};
 
 /// Callbacks that keep the loop from polling this long are logged (warn).
 const SLOW_CALLBACKS: Duration = Duration::from_millis(100);
@@ -58,6 +58,7 @@ pub enum RunMode {
 pub struct EventLoop {
     pub(crate) remote: Arc<Remote>,
     ready: ReadyQueue,
+    cancellable: Cancellable,
     posted: ReadyQueue,
     post_buf: Vec<Post>,
     timers: TimerQueue,
@@ -96,6 +97,7 @@ impl EventLoop {
         Ok(EventLoop {
             remote: Arc::new(Remote::new()?),
             ready: ReadyQueue::default(),
+            cancellable: Cancellable::default(),
             posted: ReadyQueue::default(),
             post_buf: Vec::new(),
             timers: TimerQueue::new(),
@@ -128,7 +130,12 @@ impl EventLoop {
         f: impl FnOnce(&mut EventLoop) + 'static,
     ) -> TimerId {
         let deadline = self.deadline_after(delay);
-        let id = self.timers.insert(deadline, Callback::Once(Box::new(f)));
+        let timed = Box::new(Timed {
+            deadline,
+            delay: duration_ns(delay),
+            f,
+        });
+        let id = self.timers.insert(Callback::Once(timed));
         log::debug!("evloop: timeout {id:?} in {delay:?}");
         id
     }
@@ -145,8 +152,12 @@ impl EventLoop {
         f: impl FnMut(&mut EventLoop) + 'static,
     ) -> TimerId {
         let deadline = self.deadline_after(period);
-        let interval: IntervalBox = Box::new(Interval { period, f });
-        let id = self.timers.insert(deadline, Callback::Every(interval));
+        let timed = Box::new(Timed {
+            deadline,
+            delay: duration_ns(period),
+            f,
+        });
+        let id = self.timers.insert(Callback::Every(timed));
         log::debug!("evloop: interval {id:?} every {period:?}");
         id
     }
@@ -171,10 +182,7 @@ impl EventLoop {
         if self.timers.set_ref(id, keep_alive) {
             Ok(())
         } else {
-            Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("evloop: {id:?} is not pending"),
-            ))
+            Err(refused(id, Refused::NotPending))
         }
     }
 
@@ -187,6 +195,90 @@ impl EventLoop {
     /// Number of timers that exist (pending, or an interval being called).
     pub fn pending_timers(&self) -> usize {
         self.timers.len()
+    }
+
+    /// Restarts a pending timer: it becomes due one delay (for an interval,
+    /// one period) after [`now()`](EventLoop::now), keeping its id, its
+    /// closure and its ref state, and it orders among equal deadlines as if
+    /// set now. This is libuv's `uv_timer_again` and Node's
+    /// `timeout.refresh()`, the usual way to implement an idle timeout:
+    /// refresh on every read, and the callback runs only after a quiet delay.
+    /// O(log n); the timer's old place in the queue is dropped lazily.
+    ///
+    /// Inside an interval's own callback this does nothing: the interval is
+    /// re-armed one period after that call started anyway.
+    ///
+    /// # Errors
+    /// `NotFound` if the timer is not pending: it was cleared, or it is a
+    /// one-shot timer that ran or is running (its closure was consumed).
+    pub fn refresh_timer(&mut self, id: TimerId) -> io::Result<()> {
+        let now = self.now_ns();
+        self.timers.refresh(id, now).map_err(|r| refused(id, r))
+    }
+
+    /// The period of an interval.
+    ///
+    /// # Errors
+    /// `NotFound` if the timer is not pending; `InvalidInput` if it is a
+    /// one-shot timer.
+    pub fn timer_period(&self, id: TimerId) -> io::Result<Duration> {
+        self.timers
+            .period(id)
+            .map(Duration::from_nanos)
+            .map_err(|r| refused(id, r))
+    }
+
+    /// Changes the period of an interval (libuv's `uv_timer_set_repeat`).
+    /// The call already queued keeps its deadline; the new period counts
+    /// from the next re-arm on, also when set from the interval's own
+    /// callback. Combine with [`refresh_timer`](EventLoop::refresh_timer) to
+    /// apply it at once.
+    ///
+    /// # Errors
+    /// `NotFound` if the timer is not pending; `InvalidInput` if it is a
+    /// one-shot timer (its closure can run only once).
+    pub fn set_timer_period(&mut self, id: TimerId, period: Duration) -> io::Result<()> {
+        self.timers
+            .set_period(id, duration_ns(period))
+            .map_err(|r| refused(id, r))
+    }
+
+    /// How long after [`now()`](EventLoop::now) a pending timer is due
+    /// (libuv's `uv_timer_get_due_in`): zero if it is overdue, `None` if it is
+    /// not pending. For an interval inside its own callback, its period (it
+    /// re-arms from the time that call started).
+    pub fn timer_due_in(&self, id: TimerId) -> Option<Duration> {
+        let now = duration_ns(self.now.saturating_duration_since(self.epoch));
+        match self.timers.deadline(id) {
+            Ok(Some(deadline)) => Some(Duration::from_nanos(deadline.saturating_sub(now))),
+            Ok(None) => self.timers.period(id).ok().map(Duration::from_nanos),
+            Err(_) => None,
+        }
+    }
+
+    /// Like [`call_soon`](EventLoop::call_soon), and returns an id with which
+    /// [`cancel_soon`](EventLoop::cancel_soon) takes the callback back before
+    /// it runs (Node's `setImmediate`/`clearImmediate`). It runs in the same
+    /// place in the queue as a `call_soon` made at this point would.
+    pub fn call_soon_cancellable(&mut self, f: impl FnOnce(&mut EventLoop) + 'static) -> SoonId {
+        let id = self.cancellable.insert(Box::new(f));
+        self.ready.push(Box::new(move |ev: &mut EventLoop| {
+            if let Some(task) = ev.cancellable.take(id) {
+                task(ev);
+            }
+        }));
+        id
+    }
+
+    /// Takes back a callback queued with
+    /// [`call_soon_cancellable`](EventLoop::call_soon_cancellable): it will
+    /// not run, and it is dropped now. True if it was still queued; false if
+    /// it already ran (or is running), was cancelled, or the id is stale.
+    pub fn cancel_soon(&mut self, id: SoonId) -> bool {
+        let task = self.cancellable.take(id);
+        let hit = task.is_some();
+        drop(task); // its drop may call back into the loop: after the take
+        hit
     }
 
     /// Runs the loop until nothing is left that could produce a callback, or
@@ -376,7 +468,7 @@ impl EventLoop {
         if self.stop_requested {
             return Ok(());
         }
-        self.timers.purge_dead_top(); // an exact next deadline for the timeout
+        self.timers.purge_stale_top(); // an exact next deadline for the timeout
         let timeout = match mode {
             RunMode::NoWait => Some(Duration::ZERO),
             RunMode::Default | RunMode::Once => self.backend_timeout(),
@@ -424,9 +516,9 @@ impl EventLoop {
         let mark = self.timers.order_mark();
         while let Some(fired) = self.timers.pop_due(now, mark) {
             match fired {
-                Fired::Once(f) => {
+                Fired::Once(timed) => {
                     log::trace!("evloop: run timeout");
-                    if let Err(p) = catch(|| f(self)) {
+                    if let Err(p) = catch(|| timed.call(self)) {
                         self.panicked(p);
                     }
                 }
@@ -434,9 +526,8 @@ impl EventLoop {
                     log::trace!("evloop: run interval {id:?}");
                     let started = self.now_ns();
                     let result = catch(|| (interval.f)(self));
-                    let next = started.saturating_add(duration_ns(interval.period));
                     // Dropped here if the interval was cleared while it ran.
-                    drop(self.timers.rearm(id, interval, next));
+                    drop(self.timers.rearm(id, interval, started));
                     if let Err(p) = result {
                         self.panicked(p);
                     }
@@ -503,4 +594,18 @@ fn duration_ns(d: Duration) -> u64 {
         .checked_mul(1_000_000_000)
         .and_then(|ns| ns.checked_add(u64::from(d.subsec_nanos())))
         .unwrap_or(u64::MAX)
+}
+
+/// The error for a refused timer operation on `id`.
+fn refused(id: TimerId, why: Refused) -> io::Error {
+    match why {
+        Refused::NotPending => io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("evloop: {id:?} is not pending"),
+        ),
+        Refused::NotAnInterval => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("evloop: {id:?} is a one-shot timer, not an interval"),
+        ),
+    }
 }

@@ -187,6 +187,7 @@ pub use event_loop::{EventLoop, RunMode};
 pub use handle::{Closed, LoopHandle};
 pub use io::{Interest, Readiness, WatchId};
 pub use pool::{JobError, JobId, JobStatus};
+pub use task::SoonId;
 pub use timer::TimerId;
 
 /// The README's Rust snippets run as doctests, so they cannot rot.

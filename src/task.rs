@@ -38,3 +38,40 @@ impl ReadyQueue {
         self.tasks.is_empty()
     }
 }
+
+crate::id::id_type! {
+    /// Identifies a callback queued with
+    /// [`EventLoop::call_soon_cancellable`], so that it can be taken back
+    /// with [`EventLoop::cancel_soon`] before it runs (Node's
+    /// `clearImmediate`, asyncio's `Handle.cancel()`). Never reused.
+    SoonId
+}
+
+/// Callbacks queued with [`EventLoop::call_soon_cancellable`].
+///
+/// The ready queue holds a small trampoline per callback that takes the real
+/// one from here by its id; cancelling removes it here, so the callback is
+/// dropped at once and the trampoline finds nothing. A plain `call_soon`
+/// pays nothing for this.
+#[derive(Default)]
+pub(crate) struct Cancellable {
+    tasks: slab::Slab<(u64, Task)>,
+    next_serial: u64,
+}
+
+impl Cancellable {
+    pub(crate) fn insert(&mut self, task: Task) -> SoonId {
+        self.next_serial += 1;
+        let slot = self.tasks.insert((self.next_serial, task));
+        SoonId(crate::id::Key::new(slot, self.next_serial))
+    }
+
+    /// Takes the callback out, if it is still queued.
+    pub(crate) fn take(&mut self, id: SoonId) -> Option<Task> {
+        let slot = id.0.slot as usize;
+        match self.tasks.get(slot) {
+            Some((serial, _)) if *serial == id.0.serial => Some(self.tasks.remove(slot).1),
+            _ => None,
+        }
+    }
+}

@@ -10,20 +10,25 @@
 //!   `order` is a counter taken each time a timer is armed, so equal deadlines run
 //!   in the order they were set (guarantee 2) and the loop can tell a timer armed
 //!   during the current pass from one that was already waiting (guarantee 4).
-//! - Callbacks live in a [`Slab`]. Clearing is O(1): the closure is dropped at
-//!   once and the entry marked dead; its node leaves the heap when it reaches
-//!   the top, or when dead nodes outnumber live ones and the heap is rebuilt
-//!   without them (O(n), so amortised O(1) per clear). Not tracking each
-//!   node's position keeps sifting inside the heap array: a sift never writes
-//!   to the slab, which made firing 1,000,000 timers cache-miss bound.
+//! - Callbacks live in a [`Slab`]. A heap node is *live* while its `order`
+//!   equals the one its entry records; every other node is stale. Clearing
+//!   is O(1): the entry and its closure go at once and the node turns stale.
+//!   Refreshing a timer (libuv's `uv_timer_again`, Node's `refresh()`) pushes
+//!   a new node with a new order and leaves the old one stale. Stale nodes
+//!   leave the heap when they reach the top, or when they outnumber live
+//!   ones and the heap is rebuilt without them (O(n), so amortised O(1) per
+//!   clear or refresh). Not tracking each node's position keeps sifting
+//!   inside the heap array: a sift never writes to the slab, which made
+//!   firing 1,000,000 timers cache-miss bound.
+//! - The deadline and delay sit in the closure's box ([`Timed`]), not in the
+//!   entry: the allocator's smallest chunk (32 bytes) has room for them
+//!   beside a closure of up to 8 bytes, so they cost no memory there.
 //! - A [`TimerId`] carries the slab slot plus a serial number that is never
 //!   reused, so a stale id can never clear a newer timer that took its slot.
 //!
-//! One pending timer costs 24 bytes of heap node plus one slab entry (32 bytes)
+//! One pending timer costs 24 bytes of heap node plus one slab entry (40 bytes)
 //! beside its boxed closure; memory is given back as timers are cleared.
-//! A dead timer's node and entry stay until the next rebuild or until popped.
-
-use std::time::Duration;
+//! A stale node stays until the next rebuild or until popped.
 
 use slab::Slab;
 
@@ -40,32 +45,65 @@ crate::id::id_type! {
     TimerId
 }
 
-/// The body of an interval: its period and its closure.
-pub(crate) struct Interval<F: ?Sized> {
-    pub(crate) period: Duration,
+/// A timer's closure with the times it was armed for. They live in the
+/// closure's allocation rather than in the slab entry: for a closure of up to
+/// 8 bytes the allocator's smallest chunk holds them at no extra cost.
+pub(crate) struct Timed<F: ?Sized> {
+    /// When it is due, in ns since the loop's epoch.
+    pub(crate) deadline: u64,
+    /// The delay it was set with (for an interval, its period), used again
+    /// by [`TimerQueue::refresh`] and, for intervals, by every re-arm.
+    pub(crate) delay: u64,
     pub(crate) f: F,
 }
 
-pub(crate) type IntervalBox = Box<Interval<dyn FnMut(&mut EventLoop)>>;
+/// A one-shot timer's box. `Box<Timed<dyn FnOnce>>` could not be called
+/// (an unsized `FnOnce` cannot be moved out of a field), so the box is a
+/// trait object whose `call` moves the closure out of its own sized type.
+pub(crate) trait OnceTimer {
+    fn times(&self) -> (u64, u64);
+    fn times_mut(&mut self) -> (&mut u64, &mut u64);
+    fn call(self: Box<Self>, ev: &mut EventLoop);
+}
+
+impl<F: FnOnce(&mut EventLoop)> OnceTimer for Timed<F> {
+    fn times(&self) -> (u64, u64) {
+        (self.deadline, self.delay)
+    }
+    fn times_mut(&mut self) -> (&mut u64, &mut u64) {
+        (&mut self.deadline, &mut self.delay)
+    }
+    fn call(self: Box<Self>, ev: &mut EventLoop) {
+        (self.f)(ev)
+    }
+}
+
+pub(crate) type OnceBox = Box<dyn OnceTimer>;
+pub(crate) type IntervalBox = Box<Timed<dyn FnMut(&mut EventLoop)>>;
 
 pub(crate) enum Callback {
-    Once(Box<dyn FnOnce(&mut EventLoop)>),
+    Once(OnceBox),
     Every(IntervalBox),
-    /// An interval whose closure is out being called right now.
-    Running,
-    /// Cleared; its node is still in the heap.
-    Dead,
+    /// An interval whose closure is out being called right now, with its
+    /// period (which a call to `set_period` during the call changes), to
+    /// apply when it is re-armed.
+    Running(u64),
 }
 
 struct Entry {
     /// The timer's serial, with [`UNREF`] set if it does not keep the loop
-    /// alive (one word instead of two: the entry is 32 bytes, not 40).
+    /// alive (one word instead of two keeps the entry at 40 bytes).
     tagged_serial: u64,
+    /// The `order` of this timer's one live heap node; [`NO_NODE`] while an
+    /// interval is being called. Heap nodes with another order are stale.
+    order: u64,
     callback: Callback,
 }
 
 /// The flag bit of `Entry::tagged_serial`; serials never come near it.
 const UNREF: u64 = 1 << 63;
+/// `Entry::order` of a timer that has no node in the heap.
+const NO_NODE: u64 = u64::MAX;
 
 impl Entry {
     fn serial(&self) -> u64 {
@@ -76,9 +114,6 @@ impl Entry {
     }
     fn set_keeps_alive(&mut self, keep_alive: bool) {
         self.tagged_serial = self.serial() | if keep_alive { 0 } else { UNREF };
-    }
-    fn is(&self, id: TimerId) -> bool {
-        self.serial() == id.0.serial && !matches!(self.callback, Callback::Dead)
     }
 }
 
@@ -98,14 +133,23 @@ impl Node {
 
 /// What [`TimerQueue::pop_due`] hands to the loop.
 pub(crate) enum Fired {
-    Once(Box<dyn FnOnce(&mut EventLoop)>),
+    Once(OnceBox),
     Every(TimerId, IntervalBox),
+}
+
+/// Why a timer operation on an id was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The timer is not pending (it ran, or was cleared).
+    NotPending,
+    /// The operation applies to intervals only.
+    NotAnInterval,
 }
 
 /// Below this many slots the queue does not bother giving memory back.
 const SHRINK_MIN: usize = 4096;
-/// Dead nodes tolerated before a rebuild is considered.
-const DEAD_MIN: usize = 64;
+/// Stale nodes tolerated before a rebuild is considered.
+const STALE_MIN: usize = 64;
 
 pub(crate) struct TimerQueue {
     heap: Vec<Node>,
@@ -113,8 +157,8 @@ pub(crate) struct TimerQueue {
     next_serial: u64,
     next_order: u64,
     keeping_alive: usize,
-    /// Entries marked dead whose nodes are still in the heap.
-    dead: usize,
+    /// Heap nodes whose timer was cleared, refreshed or is being called.
+    stale: usize,
     /// Try to shrink the slab again only once `len` falls below this.
     shrink_below: usize,
 }
@@ -127,14 +171,14 @@ impl TimerQueue {
             next_serial: 1,
             next_order: 0,
             keeping_alive: 0,
-            dead: 0,
+            stale: 0,
             shrink_below: 0,
         }
     }
 
     /// Number of timers that exist (pending, or an interval being called).
     pub(crate) fn len(&self) -> usize {
-        self.entries.len() - self.dead
+        self.entries.len()
     }
 
     /// Number of timers that keep the loop alive.
@@ -148,33 +192,42 @@ impl TimerQueue {
     }
 
     /// Earliest deadline, if any timer is queued. Call
-    /// [`TimerQueue::purge_dead_top`] first for an exact answer; without it
-    /// this may be a cleared timer's, which only means an early wakeup.
+    /// [`TimerQueue::purge_stale_top`] first for an exact answer; without it
+    /// this may be a stale node's, which only means an early wakeup.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         self.heap.first().map(|n| n.deadline)
     }
 
-    /// Pops cleared timers off the top of the heap.
-    pub(crate) fn purge_dead_top(&mut self) {
-        if self.dead == 0 {
-            return;
-        }
-        while let Some(top) = self.heap.first() {
-            if !matches!(self.entries[top.slot as usize].callback, Callback::Dead) {
-                return;
+    #[inline]
+    fn is_live(&self, node: &Node) -> bool {
+        matches!(self.entries.get(node.slot as usize), Some(e) if e.order == node.order)
+    }
+
+    /// Pops stale nodes off the top of the heap.
+    pub(crate) fn purge_stale_top(&mut self) {
+        while self.stale > 0 {
+            match self.heap.first() {
+                Some(top) if !self.is_live(top) => {
+                    self.pop_top();
+                    self.stale -= 1;
+                }
+                _ => return,
             }
-            let slot = top.slot as usize;
-            self.pop_top();
-            self.entries.remove(slot);
-            self.dead -= 1;
         }
     }
 
-    pub(crate) fn insert(&mut self, deadline: u64, callback: Callback) -> TimerId {
+    /// Queues a one-shot timer (`Callback::Once`) or an interval.
+    pub(crate) fn insert(&mut self, callback: Callback) -> TimerId {
+        let deadline = match &callback {
+            Callback::Once(t) => t.times().0,
+            Callback::Every(t) => t.deadline,
+            Callback::Running(_) => unreachable!("a new timer has its closure"),
+        };
         let serial = self.next_serial;
         self.next_serial += 1;
         let slot = self.entries.insert(Entry {
             tagged_serial: serial,
+            order: NO_NODE,
             callback,
         });
         self.keeping_alive += 1;
@@ -186,33 +239,81 @@ impl TimerQueue {
 
     /// Removes a timer. True if it was pending (or is an interval being called).
     pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
-        let Some(entry) = self.lookup(id) else {
+        if self.lookup(id).is_none() {
             return false;
-        };
-        let keeps_alive = entry.keeps_alive();
-        let callback = if matches!(entry.callback, Callback::Running) {
-            // No node in the heap: the entry can go now, and `rearm` will
-            // find it gone.
-            self.entries.remove(id.0.slot as usize).callback
-        } else {
-            let callback = std::mem::replace(&mut entry.callback, Callback::Dead);
-            self.dead += 1;
-            callback
-        };
-        if keeps_alive {
+        }
+        let entry = self.entries.remove(id.0.slot as usize);
+        if entry.order != NO_NODE {
+            self.stale += 1;
+        }
+        if entry.keeps_alive() {
             self.keeping_alive -= 1;
         }
-        if self.len() == 0 {
-            // Only dead timers are left: drop them all at once.
+        if self.entries.is_empty() {
+            // Only stale nodes are left: drop them all at once.
             self.heap.clear();
-            self.entries.clear();
-            self.dead = 0;
-        } else if self.dead >= DEAD_MIN && self.dead > self.len() {
+            self.stale = 0;
+        } else if self.stale >= STALE_MIN && self.stale > self.entries.len() {
             self.rebuild();
         }
         self.release_memory();
-        drop(callback); // after the queue is consistent: its drop may do anything
+        drop(entry); // after the queue is consistent: its drop may do anything
         true
+    }
+
+    /// Re-arms a pending timer one delay (for an interval, one period) after
+    /// `now`, keeping its id and closure; it then compares as if set at `now`.
+    /// Inside an interval's own call there is nothing to do: it re-arms one
+    /// period after the call started.
+    pub(crate) fn refresh(&mut self, id: TimerId, now: u64) -> Result<(), Refused> {
+        let entry = self.lookup(id).ok_or(Refused::NotPending)?;
+        let timed_deadline = match &mut entry.callback {
+            Callback::Once(t) => {
+                let (deadline, delay) = t.times_mut();
+                *deadline = now.saturating_add(*delay);
+                *deadline
+            }
+            Callback::Every(t) => {
+                t.deadline = now.saturating_add(t.delay);
+                t.deadline
+            }
+            Callback::Running(_) => return Ok(()),
+        };
+        self.stale += 1;
+        self.push(timed_deadline, id.0.slot);
+        if self.stale >= STALE_MIN && self.stale > self.entries.len() {
+            self.rebuild();
+        }
+        Ok(())
+    }
+
+    /// An interval's period.
+    pub(crate) fn period(&self, id: TimerId) -> Result<u64, Refused> {
+        match &self.get(id).ok_or(Refused::NotPending)?.callback {
+            Callback::Every(t) => Ok(t.delay),
+            Callback::Running(p) => Ok(*p),
+            Callback::Once(_) => Err(Refused::NotAnInterval),
+        }
+    }
+
+    /// Sets an interval's period, used from its next re-arm on (libuv's
+    /// `uv_timer_set_repeat`): the call already queued keeps its deadline.
+    pub(crate) fn set_period(&mut self, id: TimerId, period: u64) -> Result<(), Refused> {
+        match &mut self.lookup(id).ok_or(Refused::NotPending)?.callback {
+            Callback::Every(t) => t.delay = period,
+            Callback::Running(p) => *p = period,
+            Callback::Once(_) => return Err(Refused::NotAnInterval),
+        }
+        Ok(())
+    }
+
+    /// The deadline of a pending timer; `None` for an interval being called.
+    pub(crate) fn deadline(&self, id: TimerId) -> Result<Option<u64>, Refused> {
+        Ok(match &self.get(id).ok_or(Refused::NotPending)?.callback {
+            Callback::Once(t) => Some(t.times().0),
+            Callback::Every(t) => Some(t.deadline),
+            Callback::Running(_) => None,
+        })
     }
 
     /// Sets whether a timer keeps the loop alive. False if the id is stale.
@@ -232,10 +333,7 @@ impl TimerQueue {
 
     /// `Some(keeps_alive)` for a live timer.
     pub(crate) fn has_ref(&self, id: TimerId) -> Option<bool> {
-        match self.entries.get(id.0.slot as usize) {
-            Some(e) if e.is(id) => Some(e.keeps_alive()),
-            _ => None,
-        }
+        self.get(id).map(Entry::keeps_alive)
     }
 
     /// Takes the next timer that is due at `now` and was armed before `mark`.
@@ -244,7 +342,7 @@ impl TimerQueue {
     /// (so it can be cleared from its own callback) but is not queued until
     /// [`TimerQueue::rearm`] gives its closure back.
     pub(crate) fn pop_due(&mut self, now: u64, mark: u64) -> Option<Fired> {
-        self.purge_dead_top();
+        self.purge_stale_top();
         let top = *self.heap.first()?;
         if top.deadline > now || top.order >= mark {
             return None;
@@ -252,7 +350,12 @@ impl TimerQueue {
         self.pop_top();
         let slot = top.slot as usize;
         let entry = &mut self.entries[slot];
-        match std::mem::replace(&mut entry.callback, Callback::Running) {
+        entry.order = NO_NODE;
+        let period = match &entry.callback {
+            Callback::Every(t) => t.delay,
+            _ => 0,
+        };
+        match std::mem::replace(&mut entry.callback, Callback::Running(period)) {
             Callback::Every(interval) => Some(Fired::Every(
                 TimerId(Key {
                     slot: top.slot,
@@ -269,40 +372,54 @@ impl TimerQueue {
                 // ran: freeing a large heap can take milliseconds.
                 Some(Fired::Once(f))
             }
-            Callback::Running | Callback::Dead => {
-                unreachable!("a live queued timer always has its callback")
-            }
+            Callback::Running(_) => unreachable!("a live node's timer has its closure"),
         }
     }
 
-    /// Queues an interval again after its callback ran. If the interval was
-    /// cleared meanwhile, the closure is handed back to be dropped.
+    /// Queues an interval again after its callback ran, one period after
+    /// `started` (the period set during the call, if any). If the interval
+    /// was cleared meanwhile, the closure is handed back to be dropped.
     pub(crate) fn rearm(
         &mut self,
         id: TimerId,
-        interval: IntervalBox,
-        deadline: u64,
+        mut interval: IntervalBox,
+        started: u64,
     ) -> Option<IntervalBox> {
         match self.lookup(id) {
-            Some(entry) if matches!(entry.callback, Callback::Running) => {
+            Some(entry) => {
+                let Callback::Running(period) = entry.callback else {
+                    unreachable!("only a running interval is re-armed");
+                };
+                interval.delay = period;
+                interval.deadline = started.saturating_add(interval.delay);
+                let deadline = interval.deadline;
                 entry.callback = Callback::Every(interval);
                 self.push(deadline, id.0.slot);
                 None
             }
-            _ => Some(interval),
+            None => Some(interval),
+        }
+    }
+
+    fn get(&self, id: TimerId) -> Option<&Entry> {
+        match self.entries.get(id.0.slot as usize) {
+            Some(e) if e.serial() == id.0.serial => Some(e),
+            _ => None,
         }
     }
 
     fn lookup(&mut self, id: TimerId) -> Option<&mut Entry> {
         match self.entries.get_mut(id.0.slot as usize) {
-            Some(e) if e.is(id) => Some(e),
+            Some(e) if e.serial() == id.0.serial => Some(e),
             _ => None,
         }
     }
 
+    /// Pushes the live node of the timer in `slot`.
     fn push(&mut self, deadline: u64, slot: u32) {
         let order = self.next_order;
         self.next_order += 1;
+        self.entries[slot as usize].order = order;
         self.heap.push(Node {
             deadline,
             order,
@@ -319,17 +436,12 @@ impl TimerQueue {
         }
     }
 
-    /// Drops every dead node and entry and restores the heap, in O(n).
+    /// Drops every stale node and restores the heap, in O(n).
     fn rebuild(&mut self) {
-        let entries = &mut self.entries;
-        self.heap.retain(|n| {
-            let dead = matches!(entries[n.slot as usize].callback, Callback::Dead);
-            if dead {
-                entries.remove(n.slot as usize);
-            }
-            !dead
-        });
-        self.dead = 0;
+        let entries = &self.entries;
+        self.heap
+            .retain(|n| matches!(entries.get(n.slot as usize), Some(e) if e.order == n.order));
+        self.stale = 0;
         for pos in (0..self.heap.len() / 2).rev() {
             self.sift_down(pos);
         }
@@ -382,14 +494,16 @@ impl TimerQueue {
             return;
         }
         if len == 0 {
+            self.heap.clear();
+            self.stale = 0;
             if self.entries.capacity() >= SHRINK_MIN {
                 self.entries = Slab::new();
                 self.heap = Vec::new();
             }
             return;
         }
-        if self.heap.capacity() >= SHRINK_MIN && len < self.heap.capacity() / 4 {
-            self.heap.shrink_to(len * 2);
+        if self.heap.capacity() >= SHRINK_MIN && self.heap.len() < self.heap.capacity() / 4 {
+            self.heap.shrink_to(self.heap.len() * 2);
         }
         if self.entries.capacity() >= SHRINK_MIN
             && len < self.entries.capacity() / 4
@@ -413,8 +527,12 @@ impl Drop for TimerQueue {
 mod tests {
     use super::*;
 
-    fn noop() -> Callback {
-        Callback::Once(Box::new(|_| {}))
+    fn noop(deadline: u64) -> Callback {
+        Callback::Once(Box::new(Timed {
+            deadline,
+            delay: deadline,
+            f: |_: &mut EventLoop| {},
+        }))
     }
 
     #[test]
@@ -433,7 +551,7 @@ mod tests {
         let mut ids = Vec::new();
         // A deterministic shuffle of deadlines.
         for i in 0..2000u64 {
-            ids.push((q.insert((i * 7919) % 1000, noop()), (i * 7919) % 1000));
+            ids.push((q.insert(noop((i * 7919) % 1000)), (i * 7919) % 1000));
         }
         for (k, (id, _)) in ids.iter().enumerate() {
             if k % 3 == 0 {
@@ -455,9 +573,48 @@ mod tests {
     }
 
     #[test]
+    fn refreshes_and_cancels_keep_one_live_node_per_timer() {
+        let mut q = TimerQueue::new();
+        let ids: Vec<_> = (0..3000u64).map(|i| q.insert(noop(i % 500))).collect();
+        let mut expected = std::collections::BTreeMap::new();
+        for (k, id) in ids.iter().enumerate() {
+            let now = (k as u64 * 31) % 700;
+            match k % 4 {
+                0 => {
+                    assert!(q.cancel(*id));
+                }
+                1 | 2 => {
+                    q.refresh(*id, now).unwrap();
+                    q.refresh(*id, now + 1).unwrap();
+                    let deadline = now + 1 + (k as u64 % 500);
+                    expected.insert(k, deadline);
+                }
+                _ => {
+                    expected.insert(k, k as u64 % 500);
+                }
+            }
+        }
+        assert_eq!(q.len(), expected.len());
+        let mut fired = Vec::new();
+        while let Some(Fired::Once(t)) = q.pop_due(u64::MAX, u64::MAX) {
+            fired.push(t.times().0);
+        }
+        assert!(fired.windows(2).all(|w| w[0] <= w[1]), "deadline order");
+        let mut want: Vec<u64> = expected.into_values().collect();
+        want.sort_unstable();
+        assert_eq!(
+            fired, want,
+            "each live timer once, at its refreshed deadline"
+        );
+        assert_eq!(q.keeping_alive(), 0);
+        assert!(q.heap.is_empty());
+        assert_eq!(q.refresh(ids[1], 0), Err(Refused::NotPending));
+    }
+
+    #[test]
     fn memory_is_released_when_cleared() {
         let mut q = TimerQueue::new();
-        let ids: Vec<_> = (0..100_000).map(|i| q.insert(i, noop())).collect();
+        let ids: Vec<_> = (0..100_000).map(|i| q.insert(noop(i))).collect();
         for id in &ids[..99_000] {
             q.cancel(*id);
         }
