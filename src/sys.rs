@@ -257,3 +257,161 @@ pub(crate) fn ignore_sigpipe() {
         }
     });
 }
+
+/// Most fds one message carries (the kernel's `SCM_MAX_FD`).
+pub(crate) const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// Writes `bufs` with one call: `sendmsg` with `MSG_NOSIGNAL` for a socket,
+/// carrying `fds` as `SCM_RIGHTS` if any; `writev` otherwise (`fds` must be
+/// empty: only Unix sockets carry fds). At most `IOV_MAX` buffers are taken.
+pub(crate) fn send_vectored(
+    fd: &impl AsRawFd,
+    is_socket: bool,
+    bufs: &[io::IoSlice<'_>],
+    fds: &[RawFd],
+) -> io::Result<usize> {
+    let count = bufs.len().min(1024); // IOV_MAX on Linux
+    if !is_socket {
+        debug_assert!(fds.is_empty());
+        // SAFETY: IoSlice is ABI-compatible with iovec; `count` live slices.
+        let n = unsafe { libc::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), count as libc::c_int) };
+        return Ok(check(n as libc::c_long)? as usize);
+    }
+    if fds.len() > MAX_FDS_PER_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("evloop: at most {MAX_FDS_PER_MESSAGE} fds per write"),
+        ));
+    }
+    let mut control = vec![0u64; control_words(fds.len())];
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = count;
+    if !fds.is_empty() {
+        let payload = std::mem::size_of_val(fds) as u32;
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(payload) } as usize;
+        // SAFETY: `control` holds CMSG_SPACE(payload) bytes, 8-byte aligned,
+        // so the first header and its data fit; we write exactly them.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(payload) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+        }
+    }
+    // SAFETY: `msg` points at `count` live iovecs and (if any) at `control`,
+    // all alive for the call.
+    let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+    Ok(check(n as libc::c_long)? as usize)
+}
+
+/// 8-byte words of control buffer for `n` fds.
+fn control_words(n: usize) -> usize {
+    // SAFETY: CMSG_SPACE only computes a size.
+    let bytes = unsafe { libc::CMSG_SPACE((n * std::mem::size_of::<RawFd>()) as u32) } as usize;
+    bytes.div_ceil(8)
+}
+
+/// `recvmsg` into `len` bytes at `data`, appending any fds passed with them
+/// (`SCM_RIGHTS`, made close-on-exec) to `fds`. Fds the kernel could not
+/// hand over (`MSG_CTRUNC`, e.g. at the fd limit) are closed by it; that is
+/// logged as a warning, and the data still delivered.
+///
+/// # Safety
+/// `data` must be valid for writes of `len` bytes.
+unsafe fn recv_with_fds_raw(
+    fd: &impl AsRawFd,
+    data: *mut u8,
+    len: usize,
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    // Room for a full message of fds (CMSG_SPACE(253 * 4) = 1032 bytes).
+    let mut control = [0u64; 130];
+    debug_assert!(control_words(MAX_FDS_PER_MESSAGE) <= control.len());
+    let mut iov = libc::iovec {
+        iov_base: data.cast(),
+        iov_len: len,
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = control.len() * 8;
+    // SAFETY: `iov` covers `len` writable bytes (the caller's promise) and
+    // `control` is ours; both outlive the call.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    let n = check(n as libc::c_long)? as usize;
+    // SAFETY: the kernel filled `msg`'s control area; the CMSG_* walk stays
+    // inside `msg_controllen`, and each SCM_RIGHTS entry holds fds that are
+    // now ours alone.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let header = libc::CMSG_LEN(0) as usize;
+                let count = ((*cmsg).cmsg_len as usize - header) / std::mem::size_of::<RawFd>();
+                let first = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                for k in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(first.add(k).read_unaligned()));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        log::warn!("evloop: fds passed over a Unix socket were lost (MSG_CTRUNC)");
+    }
+    Ok(n)
+}
+
+/// `recvmsg` into `buf`, appending passed fds to `fds`.
+pub(crate) fn recv_with_fds(
+    fd: &impl AsRawFd,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length.
+    unsafe { recv_with_fds_raw(fd, buf.as_mut_ptr(), buf.len(), fds) }
+}
+
+/// `recvmsg` into `buf`'s spare capacity (at most `max` bytes), extending
+/// it by what was read and appending passed fds to `fds`.
+pub(crate) fn recv_to_spare_with_fds(
+    fd: &impl AsRawFd,
+    buf: &mut Vec<u8>,
+    max: usize,
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    // SAFETY: the spare capacity is valid for writes of `want` bytes.
+    let n = unsafe { recv_with_fds_raw(fd, spare.as_mut_ptr().cast(), want, fds)? };
+    // SAFETY: the first `n` spare bytes were just initialised by recvmsg.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Sets `SO_LINGER` to {on, 0 s}: closing the socket then sends a reset
+/// (RST) and drops unsent data, instead of a graceful FIN.
+pub(crate) fn set_linger_zero(fd: &impl AsRawFd) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: passes a valid `linger` and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    check(rc.into()).map(drop)
+}

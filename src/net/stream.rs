@@ -144,13 +144,21 @@ struct PendingWrite {
     data: Vec<u8>,
     written: usize,
     done: Option<DoneCallback>,
+    /// Fds to pass with the first byte of `data` (Unix sockets only); boxed
+    /// so that the common write without fds pays one word for them.
+    fds: Option<Box<Vec<OwnedFd>>>,
 }
+
+/// Most queued writes gathered into one `writev`/`sendmsg`.
+const WRITES_PER_CALL: usize = 64;
 
 /// The write queue and its water marks.
 struct Writes<K: 'static> {
     queue: VecDeque<PendingWrite>,
     /// Writes that went out (or failed), waiting for their callbacks.
     completed: VecDeque<(DoneCallback, io::Result<()>)>,
+    /// A `finish_writes` is queued with `call_soon` for `completed`.
+    finish_queued: bool,
     queued: usize,
     high_water: usize,
     low_water: usize,
@@ -163,6 +171,10 @@ struct Writes<K: 'static> {
 struct Inner<K: 'static> {
     fd: FdState,
     is_socket: bool,
+    /// A Unix socket: reads use `recvmsg` and collect passed fds.
+    passes_fds: bool,
+    /// Fds received and not taken yet (see `UnixStream::take_fds`).
+    received_fds: VecDeque<OwnedFd>,
     /// Made on first need; `None` again once the fd is released.
     watch: Option<WatchId>,
     interest: Interest,
@@ -236,9 +248,13 @@ impl<K> Stream<K> {
         if !is_socket {
             sys::ignore_sigpipe();
         }
+        let passes_fds =
+            is_socket && socket2::SockRef::from(&file).domain().ok() == Some(socket2::Domain::UNIX);
         let inner = Inner {
             fd: FdState::Open(StreamFd(Rc::new(file))),
             is_socket,
+            passes_fds,
+            received_fds: VecDeque::new(),
             watch: None,
             interest: Interest::NONE,
             keeps_alive: true,
@@ -247,6 +263,7 @@ impl<K> Stream<K> {
             writes: Writes {
                 queue: VecDeque::new(),
                 completed: VecDeque::new(),
+                finish_queued: false,
                 queued: 0,
                 high_water: DEFAULT_HIGH_WATER,
                 low_water: DEFAULT_HIGH_WATER / 4,
@@ -400,7 +417,7 @@ impl<K> Stream<K> {
     /// `NotConnected` if the stream is closed, `EPIPE` after `shutdown` or a
     /// failed write.
     pub fn write(&self, ev: &mut EventLoop, data: impl AsRef<[u8]>) -> io::Result<bool> {
-        self.write_inner(ev, data.as_ref(), None)
+        self.write_inner(ev, data.as_ref(), Vec::new(), None)
     }
 
     /// Queues `data`; `done` runs on a later pass once the OS took all of it,
@@ -421,13 +438,14 @@ impl<K> Stream<K> {
         data: impl AsRef<[u8]>,
         done: impl FnOnce(&mut EventLoop, io::Result<()>) + 'static,
     ) -> io::Result<bool> {
-        self.write_inner(ev, data.as_ref(), Some(Box::new(done)))
+        self.write_inner(ev, data.as_ref(), Vec::new(), Some(Box::new(done)))
     }
 
-    fn write_inner(
+    pub(crate) fn write_inner(
         &self,
         ev: &mut EventLoop,
         data: &[u8],
+        fds: Vec<OwnedFd>,
         done: Option<DoneCallback>,
     ) -> io::Result<bool> {
         let mut i = self.inner.borrow_mut();
@@ -442,31 +460,41 @@ impl<K> Stream<K> {
         let mut written = 0;
         if i.writes.queue.is_empty() {
             // Nothing queued: try the fd now, saving a trip through the poller.
-            match send(&fd, i.is_socket, data) {
-                Ok(n) if n == data.len() => {
-                    drop(i);
-                    if let Some(done) = done {
-                        ev.call_soon(move |ev| done(ev, Ok(())));
-                    }
-                    return Ok(true);
+            let sent = if fds.is_empty() {
+                send(&fd, i.is_socket, data)
+            } else {
+                let raw: Vec<_> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+                sys::send_vectored(&*fd.0, true, &[io::IoSlice::new(data)], &raw)
+            };
+            let finished = match sent {
+                Ok(n) if n == data.len() => Some(Ok(())),
+                Ok(n) => {
+                    written = n;
+                    None
                 }
-                Ok(n) => written = n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                Err(e) => Some(Err(e)),
+            };
+            if let Some(result) = finished {
+                // Through the completion queue, so callbacks stay in order
+                // with writes that finish in this pass's IO phase.
+                if let Some(done) = done {
+                    i.writes.completed.push_back((done, result));
                     drop(i);
-                    if let Some(done) = done {
-                        ev.call_soon(move |ev| done(ev, Err(e)));
-                    }
-                    return Ok(true);
+                    self.schedule_finish(ev);
                 }
+                return Ok(true);
             }
         }
+        // Sent with byte 0 if any byte went out.
+        let fds = (written == 0 && !fds.is_empty()).then(|| Box::new(fds));
         let w = &mut i.writes;
         w.queued += data.len() - written;
         w.queue.push_back(PendingWrite {
             data: data[written..].to_vec(),
             written: 0,
             done,
+            fds,
         });
         if w.queued > w.high_water {
             w.above_high = true;
@@ -482,6 +510,61 @@ impl<K> Stream<K> {
             return Err(e);
         }
         Ok(below)
+    }
+
+    /// Writes what the fd takes now, without queueing anything (libuv's
+    /// `uv_try_write`): the number of bytes written, possibly fewer than
+    /// `data.len()`.
+    ///
+    /// # Errors
+    /// `WouldBlock` if nothing could be written now, or if writes are
+    /// queued already (writing around them would reorder the bytes);
+    /// `NotConnected` if closed; `EPIPE` after `shutdown`; the OS error of
+    /// the write otherwise.
+    pub fn try_write(&self, data: impl AsRef<[u8]>) -> io::Result<usize> {
+        let i = self.inner.borrow();
+        let fd = match &i.fd {
+            FdState::Open(fd) => fd,
+            FdState::Released => return Err(io::Error::from_raw_os_error(libc::EPIPE)),
+            FdState::Closed => return Err(closed_error()),
+        };
+        if !matches!(i.writes.end, WriteEnd::Open) {
+            return Err(io::Error::from_raw_os_error(libc::EPIPE));
+        }
+        if !i.writes.queue.is_empty() {
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+        }
+        loop {
+            match send(fd, i.is_socket, data.as_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Queues a `finish_writes` for the completions waiting in `completed`,
+    /// unless one is queued already.
+    fn schedule_finish(&self, ev: &mut EventLoop) {
+        let mut i = self.inner.borrow_mut();
+        if !i.writes.finish_queued {
+            i.writes.finish_queued = true;
+            drop(i);
+            let me = self.clone();
+            ev.call_soon(move |ev| {
+                me.inner.borrow_mut().writes.finish_queued = false;
+                me.finish_writes(ev);
+            });
+        }
+    }
+
+    /// Takes the fds received so far (see `UnixStream::take_fds`).
+    pub(crate) fn take_received_fds(&self) -> Vec<OwnedFd> {
+        self.inner.borrow_mut().received_fds.drain(..).collect()
+    }
+
+    /// Number of fds received and not taken.
+    pub(crate) fn received_fd_count(&self) -> usize {
+        self.inner.borrow().received_fds.len()
     }
 
     /// Bytes queued and not yet taken by the OS.
@@ -585,6 +668,7 @@ impl<K> Stream<K> {
             }
             i.fd = FdState::Closed;
             i.read = ReadState::Off;
+            i.received_fds.clear();
             i.interest = Interest::NONE;
             i.writes.queued = 0;
             let shutdown = match std::mem::replace(&mut i.writes.end, WriteEnd::Ended) {
@@ -701,7 +785,7 @@ impl<K> Stream<K> {
     /// replaced reading, or this was the last call (EOF, error).
     fn read_batch(&self, ev: &mut EventLoop, loop_buf: &mut [u8]) {
         for _ in 0..READS_PER_EVENT {
-            let (fd, mut lent) = {
+            let (fd, passes_fds, mut lent) = {
                 let mut i = self.inner.borrow_mut();
                 let FdState::Open(fd) = &i.fd else { return };
                 let fd = fd.clone();
@@ -709,18 +793,31 @@ impl<K> Stream<K> {
                     return;
                 }
                 let Some(lent) = i.on_read.lend() else { return };
-                (fd, lent)
+                (fd, i.passes_fds, lent)
             };
+            let mut fds = Vec::new();
             let (result, offered) = match &mut lent.f {
+                OnRead::Chunks(_) if passes_fds => (
+                    sys::recv_with_fds(&*fd.0, loop_buf, &mut fds),
+                    loop_buf.len(),
+                ),
                 OnRead::Chunks(_) => ((&*fd.0).read(loop_buf), loop_buf.len()),
                 OnRead::Into(buf, _) => {
                     if buf.capacity() - buf.len() < INTO_MIN_SPARE {
                         buf.reserve(INTO_CHUNK);
                     }
                     let spare = buf.capacity() - buf.len();
-                    (sys::read_to_spare(&*fd.0, buf, spare), spare)
+                    let result = if passes_fds {
+                        sys::recv_to_spare_with_fds(&*fd.0, buf, spare, &mut fds)
+                    } else {
+                        sys::read_to_spare(&*fd.0, buf, spare)
+                    };
+                    (result, spare)
                 }
             };
+            if !fds.is_empty() {
+                self.inner.borrow_mut().received_fds.extend(fds);
+            }
             match &result {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.inner.borrow_mut().on_read.give_back(lent);
@@ -766,12 +863,21 @@ impl<K> Stream<K> {
             let FdState::Open(fd) = &i.fd else { return };
             let w = &mut i.writes;
             let mut failed = false;
-            while let Some(front) = w.queue.front_mut() {
-                match send(fd, i.is_socket, &front.data[front.written..]) {
+            while !w.queue.is_empty() {
+                match send_queued(fd, i.is_socket, &w.queue) {
                     Ok(n) => {
                         w.queued -= n;
-                        front.written += n;
-                        if front.written == front.data.len() {
+                        let mut left = n;
+                        while let Some(front) = w.queue.front_mut() {
+                            let take = left.min(front.data.len() - front.written);
+                            front.written += take;
+                            left -= take;
+                            if take > 0 {
+                                front.fds = None; // sent with its first byte
+                            }
+                            if front.written < front.data.len() {
+                                break;
+                            }
                             let done = w.queue.pop_front().expect("front exists").done;
                             if let Some(done) = done {
                                 w.completed.push_back((done, Ok(())));
@@ -899,6 +1005,35 @@ impl<K> Stream<K> {
             }
         }
     }
+}
+
+/// Writes the front of the queue with one call: up to [`WRITES_PER_CALL`]
+/// buffers gathered (libuv does the same), stopping before a write that
+/// passes fds so that they travel with its first byte.
+fn send_queued(
+    fd: &StreamFd,
+    is_socket: bool,
+    queue: &VecDeque<PendingWrite>,
+) -> io::Result<usize> {
+    let front = queue.front().expect("a write is queued");
+    if queue.len() == 1 && front.fds.is_none() {
+        return send(fd, is_socket, &front.data[front.written..]);
+    }
+    let mut bufs = Vec::with_capacity(queue.len().min(WRITES_PER_CALL));
+    bufs.push(io::IoSlice::new(&front.data[front.written..]));
+    for w in queue.iter().skip(1).take(WRITES_PER_CALL - 1) {
+        if w.fds.is_some() {
+            break;
+        }
+        bufs.push(io::IoSlice::new(&w.data));
+    }
+    let fds: Vec<_> = front
+        .fds
+        .iter()
+        .flat_map(|f| f.iter())
+        .map(AsRawFd::as_raw_fd)
+        .collect();
+    sys::send_vectored(&*fd.0, is_socket, &bufs, &fds)
 }
 
 /// One write to the fd: `send` with `MSG_NOSIGNAL` for a socket.
