@@ -26,8 +26,9 @@ fn main() {
         "W5" => ping_pong(n(100_000), 1, "W5"),
         "W5c" => ping_pong(n(100_000), 100, "W5c"),
         "W6" => cross_thread(n(1_000_000)),
+        "W8" => small_writes(n(1_000_000)),
         other => {
-            eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W5 W5c W6");
+            eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W5 W5c W6 W8");
             std::process::exit(2);
         }
     }
@@ -218,4 +219,40 @@ fn cross_thread(n: u64) {
     poster.join().unwrap();
     assert_eq!(POSTED.with(Cell::get), n);
     report("W6", n, t.elapsed().as_secs_f64(), "");
+}
+
+/// W8: n small (16-byte) writes queued behind a full socket buffer, then
+/// read by the peer in the same loop: how fast the queue drains. Gathered
+/// writes (`writev`/`sendmsg` of up to 64 queued buffers) are what this
+/// measures; evloop only (the peers' write paths differ too much).
+fn small_writes(n: u64) {
+    use std::io::Write;
+    let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let mut filled = 0usize;
+    let filler = [0u8; 4096];
+    while let Ok(k) = a.write(&filler) {
+        filled += k;
+    }
+    let mut ev = EventLoop::new().unwrap();
+    let a = evloop::net::UnixStream::from_std(a).unwrap();
+    let b = evloop::net::UnixStream::from_std(b).unwrap();
+    let start = Instant::now();
+    let message = [7u8; 16];
+    for _ in 0..n {
+        a.write(&mut ev, message).unwrap();
+    }
+    let want = filled + 16 * n as usize;
+    let mut got = 0;
+    b.read_start(&mut ev, move |ev, b, data| {
+        got += data.unwrap().len();
+        if got == want {
+            b.close(ev);
+        }
+    })
+    .unwrap();
+    ev.run().unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    a.close(&mut ev);
+    report("W8", n, secs, "");
 }

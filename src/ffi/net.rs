@@ -230,7 +230,7 @@ pub unsafe extern "C" fn evl_tcp_connect(
             drop(keep);
         });
         match or_disarm(result, &owned) {
-            Ok(()) => 0,
+            Ok(_) => 0,
             Err(rc) => rc,
         }
     })

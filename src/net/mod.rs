@@ -5,6 +5,7 @@
 //! engine ([`Stream<K>`]) and differ only in the extra calls that make sense
 //! for them. Servers likewise: [`TcpServer`], [`UnixServer`].
 
+mod adopt;
 mod callback;
 mod connect;
 mod dns;
@@ -15,6 +16,8 @@ pub mod udp;
 pub mod unix;
 
 pub(crate) use crate::error::with_context;
+pub use adopt::{guess_kind, FdKind};
+pub use connect::Connecting;
 pub use dns::resolve;
 pub use listener::{Server, TcpServer, UnixServer};
 pub(crate) use stream::closed_error;

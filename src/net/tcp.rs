@@ -12,7 +12,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::net::connect::connect_socket;
-use crate::net::{with_context, TcpServer, TcpStream};
+use crate::net::{with_context, Connecting, TcpServer, TcpStream};
 use crate::EventLoop;
 
 /// Options for [`listen`].
@@ -84,8 +84,21 @@ pub fn listen(
     TcpServer::start(ev, setup()?, true, on_connection)
 }
 
+/// Options for [`connect_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectOptions {
+    /// Bind the socket to this local address first (libuv `uv_tcp_bind`
+    /// before `uv_tcp_connect`, Node's `localAddress`/`localPort`); port 0
+    /// picks one. The socket gets `SO_REUSEADDR`, as libuv's bind does.
+    pub local_addr: Option<SocketAddr>,
+    /// Fail with `TimedOut` if not connected within this time (measured
+    /// with the loop's timers).
+    pub timeout: Option<Duration>,
+}
+
 /// Connects to `addr`; `done` gets the connected stream or the error
-/// (`ECONNREFUSED`, ...) on a later pass.
+/// (`ECONNREFUSED`, ...) on a later pass. The returned [`Connecting`]
+/// cancels the attempt (`done` then gets `ECANCELED`).
 ///
 /// # Errors
 /// Only if no socket can be made; `done` then never runs.
@@ -93,8 +106,8 @@ pub fn connect(
     ev: &mut EventLoop,
     addr: SocketAddr,
     done: impl FnOnce(&mut EventLoop, io::Result<TcpStream>) + 'static,
-) -> io::Result<()> {
-    connect_inner(ev, addr, None, done)
+) -> io::Result<Connecting> {
+    connect_with(ev, addr, ConnectOptions::default(), done)
 }
 
 /// As [`connect`], failing with `TimedOut` if not connected within `timeout`
@@ -104,20 +117,42 @@ pub fn connect_timeout(
     addr: SocketAddr,
     timeout: Duration,
     done: impl FnOnce(&mut EventLoop, io::Result<TcpStream>) + 'static,
-) -> io::Result<()> {
-    connect_inner(ev, addr, Some(timeout), done)
+) -> io::Result<Connecting> {
+    let options = ConnectOptions {
+        timeout: Some(timeout),
+        ..ConnectOptions::default()
+    };
+    connect_with(ev, addr, options, done)
 }
 
-fn connect_inner(
+/// As [`connect`], with a local address to bind first and/or a timeout.
+///
+/// # Errors
+/// If no socket can be made, or the local bind fails (`AddrInUse`,
+/// `AddrNotAvailable`, or `InvalidInput` when the local and remote address
+/// families differ); `done` then never runs.
+pub fn connect_with(
     ev: &mut EventLoop,
     addr: SocketAddr,
-    timeout: Option<Duration>,
+    options: ConnectOptions,
     done: impl FnOnce(&mut EventLoop, io::Result<TcpStream>) + 'static,
-) -> io::Result<()> {
+) -> io::Result<Connecting> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(|e| with_context(e, format!("socket for {addr}")))?;
     socket.set_tcp_nodelay(true)?;
-    connect_socket(ev, socket, &addr.into(), timeout, Box::new(done))
+    if let Some(local) = options.local_addr {
+        if local.is_ipv4() != addr.is_ipv4() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("evloop: cannot connect from {local} to {addr}: address families differ"),
+            ));
+        }
+        socket.set_reuse_address(true)?;
+        socket
+            .bind(&local.into())
+            .map_err(|e| with_context(e, format!("bind {local}")))?;
+    }
+    connect_socket(ev, socket, &addr.into(), options.timeout, Box::new(done))
 }
 
 impl TcpServer {
@@ -153,6 +188,22 @@ impl TcpStream {
             Some(t) => s.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(t)),
             None => s.set_keepalive(false),
         })
+    }
+
+    /// Closes the connection with a reset (RST) instead of a graceful FIN
+    /// (libuv's `uv_tcp_close_reset`): `SO_LINGER` is set to zero, so the
+    /// kernel drops unsent data and the peer's next read or write fails
+    /// with `ECONNRESET`. Otherwise as [`close`](crate::net::Stream::close):
+    /// queued writes fail with `ECANCELED`. Returns false, doing nothing,
+    /// if already closed.
+    pub fn close_reset(&self, ev: &mut EventLoop) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        if let Err(e) = self.with_fd(crate::sys::set_linger_zero) {
+            log::warn!("evloop: close_reset: SO_LINGER: {e}; closing gracefully");
+        }
+        self.close(ev)
     }
 
     /// The local address.
