@@ -224,8 +224,16 @@ typedef void (*evl_signal_cb)(evl_loop *loop, int signum, void *data);
 /* Runs cb on the loop thread when signum (SIGINT, SIGTERM, SIGHUP, SIGUSR1,
  * ...) is delivered to the process. Several deliveries before the loop runs
  * may reach cb as one call. Does not keep the loop alive unless
- * evl_signal_set_ref(.., 1). -EINVAL for SIGKILL, SIGSTOP, SIGILL, SIGFPE, SIGSEGV and non-signals.
- * When the last watcher of a signal stops, its previous disposition is back. */
+ * evl_signal_set_ref(.., 1). -EINVAL for SIGKILL, SIGSTOP, SIGILL, SIGFPE, SIGSEGV,
+ * 32 and 33 (the C library's) and non-signals; -ENOMEM past 64 watchers of
+ * one signal in the process.
+ * The handler the signal had keeps being called while it is watched. When the
+ * last watcher of a signal stops, the signal is handled as if evloop had never
+ * watched it: the previous disposition is back (SIGTERM kills again, an ignored
+ * signal stays ignored), unless another handler was installed over evloop's
+ * meanwhile (a library's that chains, as signal-hook does): that one is left
+ * in place, and evloop's only passes the signal on. Watching SIGPIPE sets it
+ * to "ignore" first if it was at its default action. */
 int evl_signal_start(evl_loop *loop, int signum, evl_signal_cb cb, void *data,
                      evl_free_cb free_data, evl_signal_id *out);
 /* Stops a signal watcher. -ENOENT if unknown. */

@@ -136,7 +136,7 @@
 //! | an ICMP error on a UDP socket (with or without `IP_RECVERR`) | `Err(ConnectionRefused)` in the receive callback; receiving goes on (`udp::icmp_errors_are_reported_and_receiving_goes_on`) |
 //! | calls on a closed `UdpSocket` through a clone | `Err(NotConnected)`; the fd was released at close (`udp::close_releases_the_fd_while_clones_live`) |
 //! | a forbidden or out-of-range signal number | `InvalidInput` (`signal::sigkill_sigstop_and_bad_numbers_are_errors`) |
-//! | the last watcher of a signal stops | the previous disposition is back (`signal::the_last_watcher_restores_the_previous_disposition`) |
+//! | the last watcher of a signal stops | handled as before the first watch: the previous disposition is back (`signal::the_last_watcher_restores_the_previous_disposition`, `signal::sigterm_ends_the_process_again_after_the_last_watcher_stopped`), unless a handler was installed over evloop's since: that one stays and keeps working (`signal::a_signal_hook_registration_made_while_watching_outlives_the_watcher`) |
 //! | SIGCHLD inherited as ignored, or `SA_NOCLDWAIT` | set back to the default at `spawn`; exit callbacks work (`faults::children_are_reaped_by_us_even_if_sigchld_was_ignored`) |
 //! | a spawning thread with signals blocked or ignored | the child starts with none blocked or ignored (`process::children_start_with_default_signal_state`) |
 //! | a program that does not exist | `Err(NotFound)` from `spawn`, no callback |

@@ -15,7 +15,8 @@
 //! `SIGCHLD` set to "ignore" (inherited through exec under some supervisors)
 //! makes the kernel reap children itself, losing their exit status, `spawn`
 //! sets it back to its default action first (libuv and Node install a
-//! handler of their own for the same reason).
+//! handler of their own for the same reason), for good: a `SIGCHLD` watcher
+//! that stops later does not put "ignore" back either.
 //!
 //! If anything fails after the fork (an fd limit reached while setting up the
 //! child's pipes or its pidfd), the child is killed and reaped, and its pipes
@@ -291,11 +292,15 @@ pub fn spawn(
 
 /// Makes sure the kernel leaves our children's exit status for us to
 /// collect: `SIGCHLD` ignored, or `SA_NOCLDWAIT`, would reap them at exit.
+///
+/// The change is never undone, as in libuv and Node (which install a
+/// `SIGCHLD` handler and keep it): a child spawned earlier may still be
+/// running, and putting "ignore" back when the last one ended would race
+/// with the next `spawn`, perhaps on another thread. The cost is that
+/// children other code in the process starts and never waits for stay
+/// zombies until we exit, as they would under any default `SIGCHLD`.
 fn reap_our_children() {
-    if let Some(old) = sys::Disposition::of(libc::SIGCHLD).filter(|d| d.reaps_children()) {
-        old.without_reaping().install(libc::SIGCHLD);
-        log::debug!("evloop: SIGCHLD let the kernel reap children; set back to default");
-    }
+    signal::keep_exit_statuses();
 }
 
 /// Validates the extra fds and duplicates each above every target number.

@@ -150,9 +150,36 @@ impl Disposition {
     }
 
     /// Installs this disposition for `signal`.
-    pub(crate) fn install(&self, signal: i32) {
-        // SAFETY: installs a disposition read earlier with sigaction itself.
-        unsafe { libc::sigaction(signal, &self.0, std::ptr::null_mut()) };
+    pub(crate) fn install(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: installs a disposition read earlier with sigaction itself,
+        // or made by `Disposition::handler`.
+        check(unsafe { libc::sigaction(signal, &self.0, std::ptr::null_mut()) }.into()).map(drop)
+    }
+
+    /// `handler`, called with siginfo, restarting interrupted system calls
+    /// (`SA_SIGINFO | SA_RESTART`, as signal-hook installs its own), with no
+    /// extra signal blocked while it runs.
+    pub(crate) fn handler(handler: SignalHandler) -> Disposition {
+        // SAFETY: a zeroed sigaction is valid (SIG_DFL, no flags, empty mask).
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = handler as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        Disposition(action)
+    }
+
+    /// True if this disposition runs `handler`.
+    pub(crate) fn runs(&self, handler: SignalHandler) -> bool {
+        self.0.sa_sigaction == handler as usize
+    }
+
+    /// The function this disposition runs, for a handler installed over it
+    /// to pass the signal on: `None` for the default action and "ignore".
+    pub(crate) fn function(&self) -> Option<PreviousHandler> {
+        let address = self.0.sa_sigaction;
+        (address != libc::SIG_DFL && address != libc::SIG_IGN).then_some(PreviousHandler {
+            address,
+            siginfo: self.0.sa_flags & libc::SA_SIGINFO != 0,
+        })
     }
 
     /// True for the "ignore" action.
@@ -174,6 +201,83 @@ impl Disposition {
         }
         self.0.sa_flags &= !libc::SA_NOCLDWAIT;
         self
+    }
+}
+
+/// A signal handler's signature with `SA_SIGINFO`.
+pub(crate) type SignalHandler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+
+/// The function of a disposition that was replaced, kept as plain numbers so
+/// a signal handler can read it from atomics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PreviousHandler {
+    /// The function's address (never `SIG_DFL` or `SIG_IGN`).
+    pub(crate) address: usize,
+    /// It was installed with `SA_SIGINFO` (three arguments, not one).
+    pub(crate) siginfo: bool,
+}
+
+impl PreviousHandler {
+    /// Calls the handler from inside a signal handler, with the arguments
+    /// that one received.
+    ///
+    /// # Safety
+    /// `self` must come from [`Disposition::function`] of a disposition that
+    /// was installed in this process (so it is a handler function of the
+    /// signature its flags say), and the call must be made from a signal
+    /// handler running for `signal`, passing on its `info` and `context`.
+    pub(crate) unsafe fn call(
+        self,
+        signal: libc::c_int,
+        info: *mut libc::siginfo_t,
+        context: *mut libc::c_void,
+    ) {
+        let address = self.address as *const ();
+        if self.siginfo {
+            // SAFETY: the caller's contract: a three-argument handler.
+            let f = unsafe { std::mem::transmute::<*const (), SignalHandler>(address) };
+            f(signal, info, context);
+        } else {
+            // SAFETY: the caller's contract: a one-argument handler.
+            let f =
+                unsafe { std::mem::transmute::<*const (), extern "C" fn(libc::c_int)>(address) };
+            f(signal);
+        }
+    }
+}
+
+/// Sends one byte on a socket without blocking and without raising
+/// `SIGPIPE`, ignoring any error: the wakeup a signal handler gives the loop.
+/// Async-signal-safe.
+pub(crate) fn send_wakeup_byte(fd: RawFd) {
+    let byte = 1u8;
+    // SAFETY: send reads one byte from a live local; a closed or unrelated
+    // fd only makes it fail (the caller keeps `fd` open while it may call).
+    unsafe {
+        libc::send(
+            fd,
+            (&byte as *const u8).cast(),
+            1,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+/// Keeps `errno` as it was across a signal handler: saved when made, put
+/// back when dropped. Async-signal-safe.
+pub(crate) struct SavedErrno(libc::c_int);
+
+impl SavedErrno {
+    pub(crate) fn new() -> SavedErrno {
+        // SAFETY: __errno_location returns this thread's errno, always valid.
+        SavedErrno(unsafe { *libc::__errno_location() })
+    }
+}
+
+impl Drop for SavedErrno {
+    fn drop(&mut self) {
+        // SAFETY: as in `new`.
+        unsafe { *libc::__errno_location() = self.0 };
     }
 }
 

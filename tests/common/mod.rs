@@ -67,3 +67,37 @@ pub fn echo<K>(ev: &mut EventLoop, conn: &Stream<K>) {
     })
     .unwrap();
 }
+
+/// For tests that change process-wide state (signal dispositions, limits):
+/// in the test process, runs test `name` again in a child process of its own
+/// (this test binary, with `--exact`) and returns how that child ended; in
+/// the child, returns `None` (run the body there).
+pub fn isolated_status(name: &str) -> Option<std::process::Output> {
+    if std::env::var_os("EVLOOP_ISOLATED_CHILD").is_some() {
+        return None;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("EVLOOP_ISOLATED_CHILD", "1")
+        .output()
+        .unwrap();
+    Some(out)
+}
+
+/// As [`isolated_status`], for a body that must pass: in the test process,
+/// checks that the child ran the test and passed, and returns false; in the
+/// child, returns true (run the body).
+pub fn isolated(name: &str) -> bool {
+    let Some(out) = isolated_status(name) else {
+        return true;
+    };
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name}, run on its own, failed ({:?}):\n{text}",
+        out.status
+    );
+    assert!(text.contains("1 passed"), "{name} did not run:\n{text}");
+    false
+}
