@@ -17,6 +17,13 @@
  *     the callback ran for the last time, or when the work is dropped (timer
  *     cleared, watcher stopped, stream closed, loop freed). A call that
  *     returns an error never runs its callback and never calls free_data.
+ *     free_data may call evl_* functions like a callback may: evloop never
+ *     calls it in the middle of its own work, but before the evl_* call that
+ *     dropped the data returns, or (for data evloop drops itself, e.g. an
+ *     interval cleared in its own callback) before the next callback runs or
+ *     evl_run returns; work it adds is run by the same evl_run. During
+ *     evl_loop_free it runs after the loop is gone: calls with that loop's
+ *     pointer return -EINVAL.
  *   - No callback ever runs inside the call that scheduled it; only evl_run
  *     runs callbacks. Callbacks may call any evl_* function on their loop,
  *     except that evl_run and evl_loop_free on the running loop return -EBUSY.
@@ -97,7 +104,8 @@ const char *evl_err_name(int err);
 /* Makes a loop and stores it in *out. -EINVAL if out is NULL. */
 int evl_loop_new(evl_loop **out);
 
-/* Frees a loop: every pending callback is dropped (its free_data called), no
+/* Frees a loop: every pending callback is dropped (its free_data called once
+ * the loop is gone: evl_* calls on it from there return -EINVAL), no
  * callback runs. -EBUSY while the loop is alive (see evl_is_alive: stop or
  * unref what keeps it alive first) or when called from its own callback. */
 int evl_loop_free(evl_loop *loop);

@@ -56,6 +56,9 @@ pub unsafe extern "C" fn evl_loop_free(lp: *mut evl_loop) -> c_int {
         // SAFETY: a live loop from evl_loop_new that is not running, so
         // nothing borrows it; C gives up the pointer here.
         drop(unsafe { Box::from_raw(lp) });
+        // The loop is gone: its free_data calls run now, while calls with
+        // its pointer still fail.
+        super::run_deferred_frees();
         super::FREEING.with(|f| f.set(outer));
         0
     })
@@ -71,9 +74,20 @@ pub unsafe extern "C" fn evl_run(lp: *mut evl_loop, mode: c_int) -> c_int {
             2 => RunMode::NoWait,
             _ => return EINVAL,
         };
-        match ev.run_mode(mode) {
-            Ok(alive) => c_int::from(alive),
-            Err(e) => errno(&e),
+        loop {
+            let alive = match ev.run_mode(mode) {
+                Ok(alive) => alive,
+                Err(e) => return errno(&e),
+            };
+            // free_data calls queued by the loop's own drops (an interval
+            // cleared in its own callback, say) run now, with the loop
+            // published as in a callback: they may add work.
+            Current::run(lp as usize, ev, || {});
+            let stopped = mode == RunMode::Default && alive;
+            if stopped || mode != RunMode::Default || !ev.is_alive() {
+                return c_int::from(alive || ev.is_alive());
+            }
+            // Done, but a free_data gave the loop more to do: go on.
         }
     })
 }

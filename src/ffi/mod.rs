@@ -14,6 +14,19 @@
 //! callback's own `&mut EventLoop` is published in a thread-local
 //! (`Current`) and entry points use it when their pointer is the running
 //! loop's.
+//!
+//! `free_data` is C code too, and it may also call `evl_*` functions. But
+//! it runs when Rust drops the closure holding `data`, which often happens
+//! while Rust code is using a `&mut EventLoop` (clearing a timer, a one-shot
+//! timer's closure dropped by the loop after it ran, a watcher stopped, a
+//! loop being freed): a call back in would make a second `&mut` to a loop in
+//! the middle of a change. So while an entry point runs Rust code on this
+//! thread (`ACTIVE`), a dropped `data` is queued instead (`DEFERRED_FREES`),
+//! and the queue is run where C may call in: before a C callback runs (the
+//! loop's `&mut` is published and idle then) and when the outermost entry
+//! point returns. C sees `free_data` before the call that dropped `data`
+//! returns, or before the next callback, as before; only never in the
+//! middle of evloop's own work.
 
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)] // the safety contract is the C header
@@ -35,7 +48,7 @@ mod net;
 mod work;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_char, c_int, c_void};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -110,9 +123,54 @@ pub(crate) fn or_disarm<T>(result: io::Result<T>, owned: &CallbackData) -> Resul
 
 impl Drop for CData {
     fn drop(&mut self) {
-        if let Some(free) = self.free {
-            // SAFETY: the C caller gave this destructor for this pointer.
+        let Some(free) = self.free.take() else {
+            return;
+        };
+        let deferred = ACTIVE
+            .try_with(Cell::get)
+            .unwrap_or(false)
+            .then(|| DEFERRED_FREES.try_with(|q| q.borrow_mut().push_back((self.data, free))))
+            .is_some_and(|queued| queued.is_ok());
+        if !deferred {
+            // SAFETY: the C caller gave this destructor for this pointer,
+            // and no entry point uses a loop on this thread now.
             unsafe { free(self.data) }
+        }
+    }
+}
+
+/// Runs the queued `free_data` calls, oldest first, including any queued
+/// by the calls themselves. The caller makes sure no `&mut EventLoop` is in
+/// use on this thread (only suspended in `Current::run`, or none).
+pub(crate) fn run_deferred_frees() {
+    let outer = ACTIVE.with(|a| a.replace(false));
+    while let Some((data, free)) = DEFERRED_FREES.with(|q| q.borrow_mut().pop_front()) {
+        // SAFETY: the C caller gave this destructor for this pointer; it was
+        // queued instead of called, and is called once, here.
+        unsafe { free(data) }
+    }
+    ACTIVE.with(|a| a.set(outer));
+}
+
+/// Marks this thread as running Rust code of an entry point (so dropped
+/// `data` is queued) until dropped; the outermost one then runs the queue.
+struct Active {
+    outer: bool,
+}
+
+impl Active {
+    fn enter() -> Active {
+        Active {
+            outer: ACTIVE.with(|a| a.replace(true)),
+        }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE.with(|a| a.set(self.outer));
+        if !self.outer {
+            run_deferred_frees();
         }
     }
 }
@@ -168,22 +226,35 @@ thread_local! {
     /// The loop `evl_loop_free` is dropping on this thread: the `free_data`
     /// it calls may call back in with the same pointer, which must fail.
     pub(crate) static FREEING: Cell<usize> = const { Cell::new(0) };
+    /// An entry point is running Rust code on this thread: a `free_data`
+    /// must wait in `DEFERRED_FREES` (see the module docs).
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+    /// `free_data` calls waiting for no entry point to run Rust code.
+    static DEFERRED_FREES: RefCell<VecDeque<(*mut c_void, unsafe extern "C" fn(*mut c_void))>> =
+        const { RefCell::new(VecDeque::new()) };
 }
 
 /// Publishes a callback's `&mut EventLoop` while C code runs.
 pub(crate) struct Current;
 
 impl Current {
-    /// Runs `f` (which calls into C) with `ev` published for `lp`.
+    /// Runs `f` (which calls into C) with `ev` published for `lp`, after
+    /// the queued `free_data` calls (C may call in here).
     pub(crate) fn run<R>(lp: usize, ev: &mut EventLoop, f: impl FnOnce() -> R) -> R {
         RUNNING.with(|r| r.borrow_mut().push((lp, ev as *mut EventLoop)));
-        struct Pop;
+        struct Pop {
+            active: bool,
+        }
         impl Drop for Pop {
             fn drop(&mut self) {
+                ACTIVE.with(|a| a.set(self.active));
                 RUNNING.with(|r| r.borrow_mut().pop());
             }
         }
-        let _pop = Pop;
+        let _pop = Pop {
+            active: ACTIVE.with(|a| a.replace(false)),
+        };
+        run_deferred_frees();
         f()
     }
 }
@@ -218,6 +289,7 @@ pub(crate) unsafe fn loop_mut<'a>(lp: *const evl_loop) -> Option<&'a mut EventLo
 
 /// Runs an entry point, turning a Rust panic into `-ENOTRECOVERABLE`.
 pub(crate) fn guard(f: impl FnOnce() -> c_int) -> c_int {
+    let _active = Active::enter();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(rc) => rc,
         Err(_) => {
@@ -229,6 +301,7 @@ pub(crate) fn guard(f: impl FnOnce() -> c_int) -> c_int {
 
 /// As [`guard`] for entry points with no error return: a panic aborts.
 pub(crate) fn guard_void(f: impl FnOnce()) {
+    let _active = Active::enter();
     if catch_unwind(AssertUnwindSafe(f)).is_err() {
         eprintln!("evloop: internal panic in a void C API function; aborting");
         std::process::abort();
@@ -424,6 +497,123 @@ mod tests {
         assert_eq!(*LOG.lock().unwrap(), ["a", "b", "a: b done", "a again"]);
         RUNNING.with(|r| assert!(r.borrow().is_empty(), "the stack unwound"));
     }
+
+    /// What the `free_data` tests below saw, in order.
+    static FREE_LOG: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    fn log(entry: String) {
+        FREE_LOG.lock().unwrap().push(entry);
+    }
+
+    /// A `free_data` that re-arms a timer on its loop (`data` is the loop),
+    /// logging the result, and checks that no entry point on this thread
+    /// was using a loop when it was called.
+    unsafe extern "C" fn free_rearms(data: *mut std::ffi::c_void) {
+        assert!(
+            !ACTIVE.with(Cell::get),
+            "free_data ran inside evloop's work"
+        );
+        let lp = data as *mut evl_loop;
+        let mut id = 0;
+        // SAFETY: `lp` is the test's loop pointer (perhaps being freed,
+        // which the call must refuse cleanly).
+        let rc = unsafe {
+            loop_api::evl_set_timeout(lp, 0, Some(rearmed), std::ptr::null_mut(), None, &mut id)
+        };
+        log(format!("free {rc}"));
+    }
+    unsafe extern "C" fn rearmed(_: *mut evl_loop, _: *mut std::ffi::c_void) {
+        log("rearmed ran".into());
+    }
+    unsafe extern "C" fn ran(_: *mut evl_loop, _: *mut std::ffi::c_void) {
+        log("callback ran".into());
+    }
+
+    /// Each place the loop drops a C closure while Rust code uses the loop
+    /// (a timer cleared from C, a one-shot timer dropped after its callback,
+    /// an interval cleared in its own callback, the loop being freed): the
+    /// `free_data` runs once, when no entry point is using the loop, and
+    /// may call back in (review finding: it made a second `&mut EventLoop`).
+    #[test]
+    fn free_data_never_runs_while_the_loop_is_borrowed_and_may_call_in() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        FREE_LOG.lock().unwrap().clear();
+        let mut lp: *mut evl_loop = std::ptr::null_mut();
+        let data = |lp: *mut evl_loop| lp as *mut std::ffi::c_void;
+        let taken = || std::mem::take(&mut *FREE_LOG.lock().unwrap());
+        // SAFETY: valid pointers throughout; the loop is freed at the end.
+        unsafe {
+            assert_eq!(loop_api::evl_loop_new(&mut lp), 0);
+            // 1. Cleared from C, no loop running: free_data before the
+            // clear returns, and its timer runs in the next evl_run.
+            let mut id = 0;
+            let rc = loop_api::evl_set_timeout(
+                lp,
+                60_000,
+                Some(ran),
+                data(lp),
+                Some(free_rearms),
+                &mut id,
+            );
+            assert_eq!(rc, 0);
+            assert_eq!(loop_api::evl_clear_timer(lp, id), 1);
+            assert_eq!(taken(), ["free 0"]);
+            assert_eq!(loop_api::evl_run(lp, 0), 0);
+            assert_eq!(taken(), ["rearmed ran"]);
+            // 2. A one-shot timer: dropped by the loop after its callback.
+            let rc =
+                loop_api::evl_set_timeout(lp, 0, Some(ran), data(lp), Some(free_rearms), &mut id);
+            assert_eq!(rc, 0);
+            assert_eq!(loop_api::evl_run(lp, 0), 0);
+            assert_eq!(taken(), ["callback ran", "free 0", "rearmed ran"]);
+            // 3. An interval cleared inside its own callback.
+            INTERVAL.with(|i| i.set(0));
+            let rc = loop_api::evl_set_interval(
+                lp,
+                1,
+                Some(clears_itself),
+                data(lp),
+                Some(free_rearms),
+                &mut id,
+            );
+            assert_eq!(rc, 0);
+            INTERVAL.with(|i| i.set(id));
+            assert_eq!(loop_api::evl_run(lp, 0), 0);
+            assert_eq!(
+                taken(),
+                ["interval cleared itself", "free 0", "rearmed ran"]
+            );
+            // 4. The loop freed with an unref'd timer pending: free_data
+            // runs after the loop is gone; calls with its pointer fail.
+            let rc = loop_api::evl_set_timeout(
+                lp,
+                60_000,
+                Some(ran),
+                data(lp),
+                Some(free_rearms),
+                &mut id,
+            );
+            assert_eq!(rc, 0);
+            assert_eq!(loop_api::evl_timer_set_ref(lp, id, 0), 0);
+            assert_eq!(loop_api::evl_loop_free(lp), 0);
+        }
+        assert_eq!(taken(), [format!("free {}", -libc::EINVAL)]);
+        assert!(!ACTIVE.with(Cell::get));
+        DEFERRED_FREES.with(|q| assert!(q.borrow().is_empty()));
+    }
+
+    thread_local! {
+        static INTERVAL: Cell<u64> = const { Cell::new(0) };
+    }
+    unsafe extern "C" fn clears_itself(lp: *mut evl_loop, _: *mut std::ffi::c_void) {
+        // SAFETY: called by the loop with its own pointer.
+        let rc = unsafe { loop_api::evl_clear_timer(lp, INTERVAL.with(Cell::get)) };
+        assert_eq!(rc, 1);
+        log("interval cleared itself".into());
+    }
+
+    /// Tests that share `FREE_LOG` (none else does today) run one at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     #[test]
     fn version_matches_the_crate() {

@@ -1285,6 +1285,48 @@ static void test_free_data_reenters_core(void) {
     close(fds[1]);
 }
 
+/* free_data that re-arms a timer on its loop, where evloop drops the data
+ * itself: an interval cleared in its own callback (dropped by evl_run after
+ * the callback) and a timer dropped by evl_loop_free. The first re-arms (the
+ * new timer runs in the same evl_run), the second gets -EINVAL (the loop is
+ * gone); neither may reach evloop in the middle of its own work. */
+static evl_timer_id rearm_interval;
+static int rearm_rc[2] = {99, 99};
+static tok *rearmed_tok;
+static void free_rearms(void *data) {
+    tok *t = data;
+    t->freed++;
+    int which = strcmp(t->name, "interval-free-rearms") == 0 ? 0 : 1;
+    rearm_rc[which] = evl_set_timeout(reent_loop, 0, tcb, rearmed_tok, tfree, NULL);
+}
+static void interval_clears_itself_once(evl_loop *loop, void *data) {
+    touch(data);
+    CHECK_EQ(evl_clear_timer(loop, rearm_interval), 1);
+    FREED((tok *)data, 0);
+}
+
+static void test_free_data_rearms(void) {
+    evl_loop *loop = new_loop();
+    reent_loop = loop;
+    tok *iv = tk("interval-free-rearms");
+    rearmed_tok = tk("timer-rearmed-by-free_data");
+    CHECK_EQ(evl_set_interval(loop, 1, interval_clears_itself_once, iv, free_rearms, &rearm_interval), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CALLS(iv, 1);
+    FREED(iv, 1);
+    CHECK_EQ(rearm_rc[0], 0);
+    CALLS(rearmed_tok, 1); /* ran in the same evl_run */
+    FREED(rearmed_tok, 1);
+    tok *late = tk("timer-free-rearms-on-freed-loop");
+    evl_timer_id id = 0;
+    CHECK_EQ(evl_set_timeout(loop, 60000, tcb, late, free_rearms, &id), 0);
+    CHECK_EQ(evl_timer_set_ref(loop, id, 0), 0);
+    CHECK_EQ(evl_loop_free(loop), 0);
+    FREED(late, 1);
+    CALLS(late, 0);
+    CHECK_EQ(rearm_rc[1], -EINVAL);
+}
+
 /* ==== 13. evl_loop_free drops everything exactly once ======================= */
 
 static evl_handle *drop_handle;
@@ -1475,6 +1517,7 @@ int main(void) {
     test_close_with_queued_writes();
     test_free_data_reenters_stream();
     test_free_data_reenters_core();
+    test_free_data_rearms();
     test_loop_free_drops();
     in_child("huge write length", child_huge_write);
     in_child("free_data asks for the queue size", child_free_data_queue_size);
