@@ -216,3 +216,19 @@ fn proxy_relays_with_backpressure() {
     echo.kill().unwrap();
     echo.wait().unwrap();
 }
+
+/// examples/cluster.rs: connections accepted in one process are passed
+/// (SCM_RIGHTS) to two worker processes, each with its own loop; every
+/// client is answered, the work is split evenly, and everything exits.
+#[test]
+fn cluster_hands_connections_to_worker_processes() {
+    let (lines, _) = run("cluster");
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    let mut per_worker = [0; 2];
+    for (k, line) in lines.iter().enumerate() {
+        let prefix = format!("client {k}: served by worker ");
+        let worker = line.strip_prefix(&prefix).unwrap_or_else(|| panic!("{line}"));
+        per_worker[worker.parse::<usize>().unwrap()] += 1;
+    }
+    assert_eq!(per_worker, [3, 3], "round robin: {lines:?}");
+}
