@@ -144,9 +144,8 @@ struct PendingWrite {
     data: Vec<u8>,
     written: usize,
     done: Option<DoneCallback>,
-    /// Fds to pass with the first byte of `data` (Unix sockets only); boxed
-    /// so that the common write without fds pays one word for them.
-    fds: Option<Box<Vec<OwnedFd>>>,
+    /// Fds to pass with the first byte of `data` (Unix sockets only).
+    fds: Option<Box<[OwnedFd]>>,
 }
 
 /// Most queued writes gathered into one `writev`/`sendmsg`.
@@ -487,7 +486,7 @@ impl<K> Stream<K> {
             }
         }
         // Sent with byte 0 if any byte went out.
-        let fds = (written == 0 && !fds.is_empty()).then(|| Box::new(fds));
+        let fds = (written == 0 && !fds.is_empty()).then(|| fds.into_boxed_slice());
         let w = &mut i.writes;
         w.queued += data.len() - written;
         w.queue.push_back(PendingWrite {
