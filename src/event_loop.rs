@@ -34,7 +34,7 @@ use crate::io::Watchers;
 use crate::panic::{catch, PanicPolicy};
 use crate::pool::Pool;
 use crate::task::{Cancellable, ReadyQueue, SoonId};
-use crate::timer::{Callback, Fired, Refused, Timed, TimerId, TimerQueue};
+use crate::timer::{Callback, Fired, Refused, TimerId, TimerQueue};
 
 /// Callbacks that keep the loop from polling this long are logged (warn).
 const SLOW_CALLBACKS: Duration = Duration::from_millis(100);
@@ -130,12 +130,9 @@ impl EventLoop {
         f: impl FnOnce(&mut EventLoop) + 'static,
     ) -> TimerId {
         let deadline = self.deadline_after(delay);
-        let timed = Box::new(Timed {
-            deadline,
-            delay: duration_ns(delay),
-            f,
-        });
-        let id = self.timers.insert(Callback::Once(timed));
+        let id = self
+            .timers
+            .insert(deadline, duration_ns(delay), Callback::once(Box::new(f)));
         log::debug!("evloop: timeout {id:?} in {delay:?}");
         id
     }
@@ -152,12 +149,9 @@ impl EventLoop {
         f: impl FnMut(&mut EventLoop) + 'static,
     ) -> TimerId {
         let deadline = self.deadline_after(period);
-        let timed = Box::new(Timed {
-            deadline,
-            delay: duration_ns(period),
-            f,
-        });
-        let id = self.timers.insert(Callback::Every(timed));
+        let id = self
+            .timers
+            .insert(deadline, duration_ns(period), Callback::every(Box::new(f)));
         log::debug!("evloop: interval {id:?} every {period:?}");
         id
     }
@@ -516,16 +510,16 @@ impl EventLoop {
         let mark = self.timers.order_mark();
         while let Some(fired) = self.timers.pop_due(now, mark) {
             match fired {
-                Fired::Once(timed) => {
+                Fired::Once(f) => {
                     log::trace!("evloop: run timeout");
-                    if let Err(p) = catch(|| timed.call(self)) {
+                    if let Err(p) = catch(|| f(self)) {
                         self.panicked(p);
                     }
                 }
                 Fired::Every(id, mut interval) => {
                     log::trace!("evloop: run interval {id:?}");
                     let started = self.now_ns();
-                    let result = catch(|| (interval.f)(self));
+                    let result = catch(|| interval(self));
                     // Dropped here if the interval was cleared while it ran.
                     drop(self.timers.rearm(id, interval, started));
                     if let Err(p) = result {

@@ -20,13 +20,13 @@
 //!   clear or refresh). Not tracking each node's position keeps sifting
 //!   inside the heap array: a sift never writes to the slab, which made
 //!   firing 1,000,000 timers cache-miss bound.
-//! - The deadline and delay sit in the closure's box ([`Timed`]), not in the
-//!   entry: the allocator's smallest chunk (32 bytes) has room for them
-//!   beside a closure of up to 8 bytes, so they cost no memory there.
+//! - The entry keeps the deadline (for `timer_due_in`) and the delay (for a
+//!   refresh, and an interval's period) beside the closure, which stays a
+//!   plain box (none at all for a closure that captures nothing).
 //! - A [`TimerId`] carries the slab slot plus a serial number that is never
 //!   reused, so a stale id can never clear a newer timer that took its slot.
 //!
-//! One pending timer costs 24 bytes of heap node plus one slab entry (40 bytes)
+//! One pending timer costs 24 bytes of heap node plus one slab entry (48 bytes)
 //! beside its boxed closure; memory is given back as timers are cleared.
 //! A stale node stays until the next rebuild or until popped.
 
@@ -45,65 +45,63 @@ crate::id::id_type! {
     TimerId
 }
 
-/// A timer's closure with the times it was armed for. They live in the
-/// closure's allocation rather than in the slab entry: for a closure of up to
-/// 8 bytes the allocator's smallest chunk holds them at no extra cost.
-pub(crate) struct Timed<F: ?Sized> {
-    /// When it is due, in ns since the loop's epoch.
-    pub(crate) deadline: u64,
-    /// The delay it was set with (for an interval, its period), used again
-    /// by [`TimerQueue::refresh`] and, for intervals, by every re-arm.
-    pub(crate) delay: u64,
-    pub(crate) f: F,
-}
+pub(crate) type OnceBox = Box<dyn FnOnce(&mut EventLoop)>;
+pub(crate) type IntervalBox = Box<dyn FnMut(&mut EventLoop)>;
 
-/// A one-shot timer's box. `Box<Timed<dyn FnOnce>>` could not be called
-/// (an unsized `FnOnce` cannot be moved out of a field), so the box is a
-/// trait object whose `call` moves the closure out of its own sized type.
-pub(crate) trait OnceTimer {
-    fn times(&self) -> (u64, u64);
-    fn times_mut(&mut self) -> (&mut u64, &mut u64);
-    fn call(self: Box<Self>, ev: &mut EventLoop);
-}
-
-impl<F: FnOnce(&mut EventLoop)> OnceTimer for Timed<F> {
-    fn times(&self) -> (u64, u64) {
-        (self.deadline, self.delay)
-    }
-    fn times_mut(&mut self) -> (&mut u64, &mut u64) {
-        (&mut self.deadline, &mut self.delay)
-    }
-    fn call(self: Box<Self>, ev: &mut EventLoop) {
-        (self.f)(ev)
-    }
-}
-
-pub(crate) type OnceBox = Box<dyn OnceTimer>;
-pub(crate) type IntervalBox = Box<Timed<dyn FnMut(&mut EventLoop)>>;
-
+/// A timer's closure, with `node`: the low 32 bits of the `order` of its
+/// one live heap node (heap nodes of the slot with other bits are stale).
+/// 32 bits are exact because no stale node outlives 2^31 armings (see
+/// [`TimerQueue::push`]), and they fit in the enum's tag word, which keeps
+/// the entry at 48 bytes.
 pub(crate) enum Callback {
-    Once(OnceBox),
-    Every(IntervalBox),
-    /// An interval whose closure is out being called right now, with its
-    /// period (which a call to `set_period` during the call changes), to
-    /// apply when it is re-armed.
-    Running(u64),
+    Once {
+        f: OnceBox,
+        node: u32,
+    },
+    Every {
+        f: IntervalBox,
+        node: u32,
+    },
+    /// An interval whose closure is out being called right now (no node).
+    Running,
+}
+
+impl Callback {
+    /// A new one-shot timer's callback (its node is set when pushed).
+    pub(crate) fn once(f: OnceBox) -> Callback {
+        Callback::Once { f, node: 0 }
+    }
+
+    /// A new interval's callback.
+    pub(crate) fn every(f: IntervalBox) -> Callback {
+        Callback::Every { f, node: 0 }
+    }
+
+    fn node(&self) -> Option<u32> {
+        match self {
+            Callback::Once { node, .. } | Callback::Every { node, .. } => Some(*node),
+            Callback::Running => None,
+        }
+    }
 }
 
 struct Entry {
     /// The timer's serial, with [`UNREF`] set if it does not keep the loop
-    /// alive (one word instead of two keeps the entry at 40 bytes).
+    /// alive (one word instead of two).
     tagged_serial: u64,
-    /// The `order` of this timer's one live heap node; [`NO_NODE`] while an
-    /// interval is being called. Heap nodes with another order are stale.
-    order: u64,
+    /// When it is due (ns since the loop's epoch); meaningless while running.
+    deadline: u64,
+    /// The delay it was set with, or an interval's period: used again by
+    /// [`TimerQueue::refresh`] and by every re-arm of an interval.
+    delay: u64,
     callback: Callback,
 }
 
 /// The flag bit of `Entry::tagged_serial`; serials never come near it.
 const UNREF: u64 = 1 << 63;
-/// `Entry::order` of a timer that has no node in the heap.
-const NO_NODE: u64 = u64::MAX;
+/// Armings between forced rebuilds, which bound a stale node's age so that
+/// 32 bits of `order` tell nodes apart.
+const REBUILD_EVERY: u64 = 1 << 31;
 
 impl Entry {
     fn serial(&self) -> u64 {
@@ -159,6 +157,8 @@ pub(crate) struct TimerQueue {
     keeping_alive: usize,
     /// Heap nodes whose timer was cleared, refreshed or is being called.
     stale: usize,
+    /// `next_order` at the last rebuild (see [`REBUILD_EVERY`]).
+    rebuilt_at: u64,
     /// Try to shrink the slab again only once `len` falls below this.
     shrink_below: usize,
 }
@@ -172,6 +172,7 @@ impl TimerQueue {
             next_order: 0,
             keeping_alive: 0,
             stale: 0,
+            rebuilt_at: 0,
             shrink_below: 0,
         }
     }
@@ -200,7 +201,8 @@ impl TimerQueue {
 
     #[inline]
     fn is_live(&self, node: &Node) -> bool {
-        matches!(self.entries.get(node.slot as usize), Some(e) if e.order == node.order)
+        let entry = self.entries.get(node.slot as usize);
+        entry.and_then(|e| e.callback.node()) == Some(node.order as u32)
     }
 
     /// Pops stale nodes off the top of the heap.
@@ -216,18 +218,15 @@ impl TimerQueue {
         }
     }
 
-    /// Queues a one-shot timer (`Callback::Once`) or an interval.
-    pub(crate) fn insert(&mut self, callback: Callback) -> TimerId {
-        let deadline = match &callback {
-            Callback::Once(t) => t.times().0,
-            Callback::Every(t) => t.deadline,
-            Callback::Running(_) => unreachable!("a new timer has its closure"),
-        };
+    /// Queues a one-shot timer (`Callback::Once`) or an interval, due at
+    /// `deadline`, set with `delay` (an interval's period).
+    pub(crate) fn insert(&mut self, deadline: u64, delay: u64, callback: Callback) -> TimerId {
         let serial = self.next_serial;
         self.next_serial += 1;
         let slot = self.entries.insert(Entry {
             tagged_serial: serial,
-            order: NO_NODE,
+            deadline,
+            delay,
             callback,
         });
         self.keeping_alive += 1;
@@ -243,7 +242,7 @@ impl TimerQueue {
             return false;
         }
         let entry = self.entries.remove(id.0.slot as usize);
-        if entry.order != NO_NODE {
+        if entry.callback.node().is_some() {
             self.stale += 1;
         }
         if entry.keeps_alive() {
@@ -267,20 +266,13 @@ impl TimerQueue {
     /// period after the call started.
     pub(crate) fn refresh(&mut self, id: TimerId, now: u64) -> Result<(), Refused> {
         let entry = self.lookup(id).ok_or(Refused::NotPending)?;
-        let timed_deadline = match &mut entry.callback {
-            Callback::Once(t) => {
-                let (deadline, delay) = t.times_mut();
-                *deadline = now.saturating_add(*delay);
-                *deadline
-            }
-            Callback::Every(t) => {
-                t.deadline = now.saturating_add(t.delay);
-                t.deadline
-            }
-            Callback::Running(_) => return Ok(()),
-        };
+        if matches!(entry.callback, Callback::Running) {
+            return Ok(());
+        }
+        entry.deadline = now.saturating_add(entry.delay);
+        let deadline = entry.deadline;
         self.stale += 1;
-        self.push(timed_deadline, id.0.slot);
+        self.push(deadline, id.0.slot);
         if self.stale >= STALE_MIN && self.stale > self.entries.len() {
             self.rebuild();
         }
@@ -289,30 +281,30 @@ impl TimerQueue {
 
     /// An interval's period.
     pub(crate) fn period(&self, id: TimerId) -> Result<u64, Refused> {
-        match &self.get(id).ok_or(Refused::NotPending)?.callback {
-            Callback::Every(t) => Ok(t.delay),
-            Callback::Running(p) => Ok(*p),
-            Callback::Once(_) => Err(Refused::NotAnInterval),
+        let entry = self.get(id).ok_or(Refused::NotPending)?;
+        match entry.callback {
+            Callback::Every { .. } | Callback::Running => Ok(entry.delay),
+            Callback::Once { .. } => Err(Refused::NotAnInterval),
         }
     }
 
     /// Sets an interval's period, used from its next re-arm on (libuv's
     /// `uv_timer_set_repeat`): the call already queued keeps its deadline.
     pub(crate) fn set_period(&mut self, id: TimerId, period: u64) -> Result<(), Refused> {
-        match &mut self.lookup(id).ok_or(Refused::NotPending)?.callback {
-            Callback::Every(t) => t.delay = period,
-            Callback::Running(p) => *p = period,
-            Callback::Once(_) => return Err(Refused::NotAnInterval),
+        let entry = self.lookup(id).ok_or(Refused::NotPending)?;
+        match entry.callback {
+            Callback::Every { .. } | Callback::Running => entry.delay = period,
+            Callback::Once { .. } => return Err(Refused::NotAnInterval),
         }
         Ok(())
     }
 
     /// The deadline of a pending timer; `None` for an interval being called.
     pub(crate) fn deadline(&self, id: TimerId) -> Result<Option<u64>, Refused> {
-        Ok(match &self.get(id).ok_or(Refused::NotPending)?.callback {
-            Callback::Once(t) => Some(t.times().0),
-            Callback::Every(t) => Some(t.deadline),
-            Callback::Running(_) => None,
+        let entry = self.get(id).ok_or(Refused::NotPending)?;
+        Ok(match entry.callback {
+            Callback::Running => None,
+            _ => Some(entry.deadline),
         })
     }
 
@@ -350,20 +342,15 @@ impl TimerQueue {
         self.pop_top();
         let slot = top.slot as usize;
         let entry = &mut self.entries[slot];
-        entry.order = NO_NODE;
-        let period = match &entry.callback {
-            Callback::Every(t) => t.delay,
-            _ => 0,
-        };
-        match std::mem::replace(&mut entry.callback, Callback::Running(period)) {
-            Callback::Every(interval) => Some(Fired::Every(
+        match std::mem::replace(&mut entry.callback, Callback::Running) {
+            Callback::Every { f: interval, .. } => Some(Fired::Every(
                 TimerId(Key {
                     slot: top.slot,
                     serial: entry.serial(),
                 }),
                 interval,
             )),
-            Callback::Once(f) => {
+            Callback::Once { f, .. } => {
                 let entry = self.entries.remove(slot);
                 if entry.keeps_alive() {
                     self.keeping_alive -= 1;
@@ -372,7 +359,7 @@ impl TimerQueue {
                 // ran: freeing a large heap can take milliseconds.
                 Some(Fired::Once(f))
             }
-            Callback::Running(_) => unreachable!("a live node's timer has its closure"),
+            Callback::Running => unreachable!("a live node's timer has its closure"),
         }
     }
 
@@ -382,18 +369,15 @@ impl TimerQueue {
     pub(crate) fn rearm(
         &mut self,
         id: TimerId,
-        mut interval: IntervalBox,
+        interval: IntervalBox,
         started: u64,
     ) -> Option<IntervalBox> {
         match self.lookup(id) {
             Some(entry) => {
-                let Callback::Running(period) = entry.callback else {
-                    unreachable!("only a running interval is re-armed");
-                };
-                interval.delay = period;
-                interval.deadline = started.saturating_add(interval.delay);
-                let deadline = interval.deadline;
-                entry.callback = Callback::Every(interval);
+                debug_assert!(matches!(entry.callback, Callback::Running));
+                entry.deadline = started.saturating_add(entry.delay);
+                let deadline = entry.deadline;
+                entry.callback = Callback::every(interval);
                 self.push(deadline, id.0.slot);
                 None
             }
@@ -415,17 +399,26 @@ impl TimerQueue {
         }
     }
 
-    /// Pushes the live node of the timer in `slot`.
+    /// Pushes the live node of the timer in `slot`. Every 2^31 armings, the
+    /// stale nodes go first, so none is ever 2^32 armings old (amortised
+    /// nothing, and it keeps `Callback`'s 32-bit node tags exact).
     fn push(&mut self, deadline: u64, slot: u32) {
         let order = self.next_order;
         self.next_order += 1;
-        self.entries[slot as usize].order = order;
+        if let Callback::Once { node, .. } | Callback::Every { node, .. } =
+            &mut self.entries[slot as usize].callback
+        {
+            *node = order as u32;
+        }
         self.heap.push(Node {
             deadline,
             order,
             slot,
         });
         self.sift_up(self.heap.len() - 1);
+        if self.next_order - self.rebuilt_at >= REBUILD_EVERY {
+            self.rebuild(); // after the tag moved to the new node
+        }
     }
 
     fn pop_top(&mut self) {
@@ -439,8 +432,11 @@ impl TimerQueue {
     /// Drops every stale node and restores the heap, in O(n).
     fn rebuild(&mut self) {
         let entries = &self.entries;
-        self.heap
-            .retain(|n| matches!(entries.get(n.slot as usize), Some(e) if e.order == n.order));
+        self.heap.retain(|n| {
+            let entry = entries.get(n.slot as usize);
+            entry.and_then(|e| e.callback.node()) == Some(n.order as u32)
+        });
+        self.rebuilt_at = self.next_order;
         self.stale = 0;
         for pos in (0..self.heap.len() / 2).rev() {
             self.sift_down(pos);
@@ -527,19 +523,15 @@ impl Drop for TimerQueue {
 mod tests {
     use super::*;
 
-    fn noop(deadline: u64) -> Callback {
-        Callback::Once(Box::new(Timed {
-            deadline,
-            delay: deadline,
-            f: |_: &mut EventLoop| {},
-        }))
+    fn noop() -> Callback {
+        Callback::once(Box::new(|_| {}))
     }
 
     #[test]
     fn storage_stays_small() {
         assert_eq!(std::mem::size_of::<Node>(), 24);
         assert!(
-            std::mem::size_of::<Entry>() <= 40,
+            std::mem::size_of::<Entry>() <= 48,
             "{}",
             std::mem::size_of::<Entry>()
         );
@@ -551,7 +543,7 @@ mod tests {
         let mut ids = Vec::new();
         // A deterministic shuffle of deadlines.
         for i in 0..2000u64 {
-            ids.push((q.insert(noop((i * 7919) % 1000)), (i * 7919) % 1000));
+            ids.push((q.insert((i * 7919) % 1000, 0, noop()), (i * 7919) % 1000));
         }
         for (k, (id, _)) in ids.iter().enumerate() {
             if k % 3 == 0 {
@@ -575,7 +567,9 @@ mod tests {
     #[test]
     fn refreshes_and_cancels_keep_one_live_node_per_timer() {
         let mut q = TimerQueue::new();
-        let ids: Vec<_> = (0..3000u64).map(|i| q.insert(noop(i % 500))).collect();
+        let ids: Vec<_> = (0..3000u64)
+            .map(|i| q.insert(i % 500, i % 500, noop()))
+            .collect();
         let mut expected = std::collections::BTreeMap::new();
         for (k, id) in ids.iter().enumerate() {
             let now = (k as u64 * 31) % 700;
@@ -596,8 +590,16 @@ mod tests {
         }
         assert_eq!(q.len(), expected.len());
         let mut fired = Vec::new();
-        while let Some(Fired::Once(t)) = q.pop_due(u64::MAX, u64::MAX) {
-            fired.push(t.times().0);
+        loop {
+            q.purge_stale_top();
+            let Some(top) = q.heap.first().copied() else {
+                break;
+            };
+            assert!(matches!(
+                q.pop_due(u64::MAX, u64::MAX),
+                Some(Fired::Once(_))
+            ));
+            fired.push(top.deadline);
         }
         assert!(fired.windows(2).all(|w| w[0] <= w[1]), "deadline order");
         let mut want: Vec<u64> = expected.into_values().collect();
@@ -612,9 +614,32 @@ mod tests {
     }
 
     #[test]
+    fn node_tags_stay_exact_across_the_32_bit_wrap() {
+        let mut q = TimerQueue::new();
+        q.next_order = (1 << 32) - 3;
+        q.rebuilt_at = q.next_order;
+        let a = q.insert(10, 10, noop());
+        let b = q.insert(10, 10, noop());
+        for now in 0..6 {
+            q.refresh(a, now).unwrap(); // orders cross 2^32 here
+        }
+        assert_eq!(q.stale, 6);
+        // A forced rebuild is due once 2^31 armings passed since the last.
+        q.rebuilt_at = q.next_order - REBUILD_EVERY;
+        q.refresh(b, 0).unwrap();
+        assert_eq!(q.stale, 0, "the forced rebuild dropped every stale node");
+        assert_eq!(q.heap.len(), 2);
+        let mut popped = 0;
+        while q.pop_due(u64::MAX, u64::MAX).is_some() {
+            popped += 1;
+        }
+        assert_eq!(popped, 2);
+    }
+
+    #[test]
     fn memory_is_released_when_cleared() {
         let mut q = TimerQueue::new();
-        let ids: Vec<_> = (0..100_000).map(|i| q.insert(noop(i))).collect();
+        let ids: Vec<_> = (0..100_000).map(|i| q.insert(i, 0, noop())).collect();
         for id in &ids[..99_000] {
             q.cancel(*id);
         }

@@ -227,7 +227,9 @@ fn cluster_hands_connections_to_worker_processes() {
     let mut per_worker = [0; 2];
     for (k, line) in lines.iter().enumerate() {
         let prefix = format!("client {k}: served by worker ");
-        let worker = line.strip_prefix(&prefix).unwrap_or_else(|| panic!("{line}"));
+        let worker = line
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{line}"));
         per_worker[worker.parse::<usize>().unwrap()] += 1;
     }
     assert_eq!(per_worker, [3, 3], "round robin: {lines:?}");
