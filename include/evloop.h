@@ -206,8 +206,10 @@ void evl_handle_free(evl_handle *h);
  * it (with the timeout below) in your own loop, then call
  * evl_run(loop, EVL_RUN_NOWAIT). */
 int evl_backend_fd(const evl_loop *loop);
-/* Milliseconds until the loop needs evl_run again (rounded up), 0 if it has
- * work now, -1 if only IO or another thread can give it work. */
+/* Milliseconds until the loop needs evl_run again (rounded up); 0 if it has
+ * work now; -1 if it needs no wake-up from time: only IO or another thread
+ * can give it work, or nothing is alive (check evl_is_alive to stop driving
+ * it). So poll(backend_fd, timeout) never spins. */
 int evl_backend_timeout(const evl_loop *loop);
 
 /* ---- Blocking work on the thread pool ------------------------------------ */
@@ -264,9 +266,13 @@ typedef void (*evl_connect_cb)(evl_loop *loop, int status, evl_stream *stream,
 typedef void (*evl_read_cb)(evl_loop *loop, evl_stream *stream, ssize_t nread,
                             const char *buf, void *data);
 
-/* Listens on ip ("127.0.0.1", "::1", "0.0.0.0") and port (0: any free port,
- * see evl_server_port), with SO_REUSEADDR. cb runs for each connection;
- * accepted streams have TCP_NODELAY on. */
+/* Listens on host and port (0: any free port, see evl_server_port), with
+ * SO_REUSEADDR. host is an IP literal ("127.0.0.1", "::1", "0.0.0.0") or
+ * "localhost" (127.0.0.1). Other names are not looked up (that would block
+ * the loop on DNS): they give -ENXIO and a logged warning; resolve them
+ * first. cb runs for each connection; accepted streams have TCP_NODELAY on.
+ * Errors: -EINVAL (NULL, empty host, bad port), -ENXIO (a name), and the
+ * errors of socket/bind/listen (-EADDRINUSE, -EADDRNOTAVAIL, ...). */
 int evl_tcp_listen(evl_loop *loop, const char *ip, int port, int backlog,
                    evl_connection_cb cb, void *data, evl_free_cb free_data,
                    evl_server **out);
@@ -275,7 +281,8 @@ int evl_server_port(evl_loop *loop, evl_server *server);
 /* Stops listening and frees the server (free_data is called). */
 int evl_server_close(evl_loop *loop, evl_server *server);
 
-/* Connects to ip:port; cb runs on a later pass with the result. */
+/* Connects to host:port (an IP literal or "localhost", as for
+ * evl_tcp_listen); cb runs on a later pass with the result. */
 int evl_tcp_connect(evl_loop *loop, const char *ip, int port, evl_connect_cb cb,
                     void *data, evl_free_cb free_data);
 

@@ -63,8 +63,9 @@ int main(void) {
             {.fd = evl_backend_fd(loop), .events = POLLIN},
             {.fd = own_pipe[0], .events = POLLIN},
         };
-        /* evloop's timeout, or forever when only our own fd is left. */
-        int timeout = evl_is_alive(loop) ? evl_backend_timeout(loop) : -1;
+        /* evloop's timeout: -1 (none) when it waits only for IO or posts,
+         * and when nothing in it is alive, so this never spins. */
+        int timeout = evl_backend_timeout(loop);
         if (poll(fds, 2, timeout) < 0)
             return 1;
         if (fds[1].revents & POLLIN) {

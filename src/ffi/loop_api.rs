@@ -3,7 +3,7 @@
 
 use std::ffi::{c_int, c_void};
 use std::os::fd::RawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{
     errno, evl_cb, evl_free_cb, evl_handle, evl_loop, guard, guard_void, hand_out, loop_mut,
@@ -28,10 +28,10 @@ pub unsafe extern "C" fn evl_loop_new(out: *mut *mut evl_loop) -> c_int {
         }
         match EventLoop::new() {
             Ok(ev) => {
-                let lp = Box::into_raw(Box::new(evl_loop {
-                    ev,
-                    origin: Instant::now(),
-                }));
+                // The loop's own time at creation, which its timers count
+                // from: a 10 ms timer then never reads evl_now_ms() < 10.
+                let origin = ev.now();
+                let lp = Box::into_raw(Box::new(evl_loop { ev, origin }));
                 // SAFETY: checked non-null above; C passes a writable pointer.
                 unsafe { out.write(lp) };
                 0
@@ -461,9 +461,14 @@ pub unsafe extern "C" fn evl_backend_fd(lp: *const evl_loop) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn evl_backend_timeout(lp: *const evl_loop) -> c_int {
-    guard(|| match ev_or_einval!(lp).backend_timeout() {
-        None => -1,
-        // Rounded up: waking a little late beats spinning early.
-        Some(t) => c_int::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(c_int::MAX),
+    guard(|| match ev_or_einval!(lp) {
+        // Nothing alive: evloop needs no wake-up (Rust's backend_timeout says
+        // zero here, which an embedder would spin on).
+        ev if !ev.is_alive() => -1,
+        ev => match ev.backend_timeout() {
+            None => -1,
+            // Rounded up: waking a little late beats spinning early.
+            Some(t) => c_int::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(c_int::MAX),
+        },
     })
 }

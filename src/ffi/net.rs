@@ -93,14 +93,36 @@ fn stream_of(ev: &mut EventLoop, s: *mut evl_stream) -> Option<TcpStream> {
     Some(unsafe { (*s).stream.clone() })
 }
 
-fn parse_addr(ip: *const c_char, port: c_int) -> Option<SocketAddr> {
-    if ip.is_null() {
-        return None;
+/// The address for `host` and `port`: an IP literal, or "localhost" (the
+/// loopback address, RFC 6761). Other names are not looked up: that would
+/// block the loop thread on DNS (libuv's `uv_ip4_addr` takes literals only
+/// too). `Err(-EINVAL)` for NULL, bad UTF-8, an empty host or a port outside
+/// 0..=65535; `Err(-ENXIO)` for any other name.
+fn resolve_addr(host: *const c_char, port: c_int) -> Result<SocketAddr, c_int> {
+    if host.is_null() {
+        return Err(EINVAL);
     }
+    let port = u16::try_from(port).map_err(|_| EINVAL)?;
     // SAFETY: a NUL-terminated string (header contract), checked non-null.
-    let ip: IpAddr = unsafe { CStr::from_ptr(ip) }.to_str().ok()?.parse().ok()?;
-    let port = u16::try_from(port).ok()?;
-    Some(SocketAddr::new(ip, port))
+    let host = unsafe { CStr::from_ptr(host) }
+        .to_str()
+        .map_err(|_| EINVAL)?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::new(
+            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            port,
+        ));
+    }
+    if host.is_empty() {
+        return Err(EINVAL);
+    }
+    log::warn!(
+        "evloop: {host:?} is not an IP address: names other than localhost are not looked up here (resolve it first)"
+    );
+    Err(-libc::ENXIO)
 }
 
 #[no_mangle]
@@ -115,12 +137,14 @@ pub unsafe extern "C" fn evl_tcp_listen(
     out: *mut *mut evl_server,
 ) -> c_int {
     guard(|| {
-        let (Some(cb), Some(addr)) = (cb, parse_addr(ip, port)) else {
-            return EINVAL;
-        };
-        if out.is_null() || backlog < 0 {
+        let Some(cb) = cb else { return EINVAL };
+        if out.is_null() || backlog < 0 || lp.is_null() {
             return EINVAL;
         }
+        let addr = match resolve_addr(ip, port) {
+            Ok(addr) => addr,
+            Err(e) => return e,
+        };
         let ev = ev_or_einval!(lp);
         let owned = shared_data(data, free_data);
         let keep = owned.clone();
@@ -211,8 +235,13 @@ pub unsafe extern "C" fn evl_tcp_connect(
     free_data: evl_free_cb,
 ) -> c_int {
     guard(|| {
-        let (Some(cb), Some(addr)) = (cb, parse_addr(ip, port)) else {
+        let Some(cb) = cb else { return EINVAL };
+        if lp.is_null() {
             return EINVAL;
+        }
+        let addr = match resolve_addr(ip, port) {
+            Ok(addr) => addr,
+            Err(e) => return e,
         };
         let ev = ev_or_einval!(lp);
         let owned = shared_data(data, free_data);

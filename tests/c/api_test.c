@@ -198,7 +198,8 @@ static void test_timers_and_run_modes(void) {
     CHECK(t > 3500000 && t <= 3600000);
     CHECK_EQ(evl_timer_set_ref(loop, weak, 0), 0);
     CHECK_EQ(evl_is_alive(loop), 0);
-    CHECK_EQ(evl_backend_timeout(loop), 0);
+    /* Nothing alive: no wake-up needed (not 0, which an embedder would spin on). */
+    CHECK_EQ(evl_backend_timeout(loop), -1);
     CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
     evl_update_time(loop);
     CHECK(evl_backend_fd(loop) >= 0);
@@ -226,6 +227,28 @@ static void on_pipe(evl_loop *loop, int fd, int events, void *data) {
     ssize_t n = read(fd, buf, sizeof buf);
     CHECK_EQ(n, 5);
     CHECK_EQ(evl_io_stop(loop, pipe_watch), 0); /* inside its own callback */
+}
+
+/* A timer's callback never reads evl_now_ms() below its delay: the origin
+ * is the loop's own time, which timers count from (it was taken after the
+ * loop cached its time, so a 10 ms timer sometimes read 9). */
+static uint64_t seen_now;
+static void record_now(evl_loop *loop, void *data) {
+    (void)data;
+    seen_now = evl_now_ms(loop);
+}
+
+static void test_now_ms_counts_from_the_loop_time(void) {
+    for (int i = 0; i < 20; i++) {
+        evl_loop *loop;
+        CHECK_EQ(evl_loop_new(&loop), 0);
+        CHECK_EQ(evl_now_ms(loop), 0);
+        seen_now = 0;
+        CHECK_EQ(evl_set_timeout(loop, 10, record_now, NULL, NULL, NULL), 0);
+        CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+        CHECK(seen_now >= 10);
+        CHECK_EQ(evl_loop_free(loop), 0);
+    }
 }
 
 static void test_io(void) {
@@ -493,6 +516,7 @@ int main(void) {
     test_version_and_errors();
     test_bad_arguments();
     test_timers_and_run_modes();
+    test_now_ms_counts_from_the_loop_time();
     test_io();
     test_handles();
     test_work();
