@@ -15,6 +15,9 @@ use crate::{EventLoop, Interest, RunMode, TimerId, WatchId};
 pub type evl_io_cb =
     Option<unsafe extern "C" fn(lp: *mut evl_loop, fd: c_int, events: c_int, data: *mut c_void)>;
 
+const EVL_RUN_DEFAULT: c_int = 0;
+const EVL_RUN_ONCE: c_int = 1;
+const EVL_RUN_NOWAIT: c_int = 2;
 const EVL_READABLE: c_int = 1;
 const EVL_WRITABLE: c_int = 2;
 const EVL_HANGUP: c_int = 4;
@@ -69,9 +72,9 @@ pub unsafe extern "C" fn evl_run(lp: *mut evl_loop, mode: c_int) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);
         let mode = match mode {
-            0 => RunMode::Default,
-            1 => RunMode::Once,
-            2 => RunMode::NoWait,
+            EVL_RUN_DEFAULT => RunMode::Default,
+            EVL_RUN_ONCE => RunMode::Once,
+            EVL_RUN_NOWAIT => RunMode::NoWait,
             _ => return EINVAL,
         };
         loop {
