@@ -101,3 +101,56 @@ pub fn isolated(name: &str) -> bool {
     assert!(text.contains("1 passed"), "{name} did not run:\n{text}");
     false
 }
+
+/// target/<profile>/examples/<name>, built first if missing (when only this
+/// test target was built).
+pub fn example_path(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join(name);
+    if !path.exists() {
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet", "--example", name]);
+        if profile_dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        assert!(cargo.status().unwrap().success(), "building example {name}");
+    }
+    path
+}
+
+/// An example server started with port 0, killed on drop; `port` is the one
+/// it printed on its first line ("... listening on 127.0.0.1:PORT").
+pub struct ExampleServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl ExampleServer {
+    pub fn start(name: &str) -> ExampleServer {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(example_path(name))
+            .arg("0")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{name} printed {line:?}"));
+        ExampleServer { child, port }
+    }
+}
+
+impl Drop for ExampleServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
