@@ -18,6 +18,7 @@ fn main() {
         .collect();
     let workload = args.first().map(String::as_str).unwrap_or("W1");
     let n = |default: u64| args.get(1).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let threads = |default: usize| args.get(2).and_then(|s| s.parse().ok()).unwrap_or(default);
     match workload {
         "W1" => chain(n(1_000_000)),
         "W2" => fanout(n(1_000_000)),
@@ -26,9 +27,10 @@ fn main() {
         "W5" => ping_pong(n(100_000), 1, "W5"),
         "W5c" => ping_pong(n(100_000), 100, "W5c"),
         "W6" => cross_thread(n(1_000_000)),
+        "W7" => one_loop_per_core(n(200_000), threads(2)),
         "W8" => small_writes(n(1_000_000)),
         other => {
-            eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W5 W5c W6 W8");
+            eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W5 W5c W6 W7 W8");
             std::process::exit(2);
         }
     }
@@ -255,4 +257,79 @@ fn small_writes(n: u64) {
     let secs = start.elapsed().as_secs_f64();
     a.close(&mut ev);
     report("W8", n, secs, "");
+}
+
+/// W7: one loop per core. `servers` threads each run a loop with its own
+/// `SO_REUSEPORT` listener on one port, echoing "PING\n"; two client
+/// threads (each its own loop, 50 connections) make n round trips in all.
+/// Run at 1 and 2 servers, the ratio is the scaling (on a 2-core machine
+/// the clients share the cores, so 2.0 is out of reach).
+fn one_loop_per_core(n: u64, servers: usize) {
+    use std::sync::mpsc;
+    let mut addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    for _ in 0..servers {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ev = EventLoop::new().unwrap();
+            let options = tcp::ListenOptions {
+                reuse_port: true,
+                ..Default::default()
+            };
+            let server = tcp::listen(&mut ev, addr, options, |ev, c| {
+                c.unwrap()
+                    .read_start(ev, |ev, s, data| match data {
+                        Ok([]) | Err(_) => drop(s.close(ev)),
+                        Ok(bytes) => drop(s.write(ev, bytes)),
+                    })
+                    .unwrap();
+            })
+            .unwrap();
+            tx.send(server.local_addr().unwrap()).unwrap();
+            ev.run().unwrap(); // ends with the process
+        });
+        addr = rx.recv().unwrap();
+    }
+    let clients = 2u64;
+    let conns = 50u64;
+    let per_conn = n / (clients * conns);
+    let start = Instant::now();
+    let joins: Vec<_> = (0..clients)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut ev = EventLoop::new().unwrap();
+                for _ in 0..conns {
+                    tcp::connect(&mut ev, addr, move |ev, conn| {
+                        let conn: TcpStream = conn.unwrap();
+                        let (mut left, mut got) = (per_conn, 0);
+                        conn.read_start(ev, move |ev, s, data| {
+                            got += data.unwrap().len();
+                            while got >= 5 {
+                                got -= 5;
+                                left -= 1;
+                                if left == 0 {
+                                    s.close(ev);
+                                    return;
+                                }
+                                s.write(ev, &b"PING\n"[..]).unwrap();
+                            }
+                        })
+                        .unwrap();
+                        conn.write(ev, &b"PING\n"[..]).unwrap();
+                    })
+                    .unwrap();
+                }
+                ev.run().unwrap();
+            })
+        })
+        .collect();
+    for j in joins {
+        j.join().unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    report(
+        "W7",
+        per_conn * clients * conns,
+        secs,
+        &format!(",\"servers\":{servers}"),
+    );
 }

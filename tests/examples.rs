@@ -234,3 +234,25 @@ fn cluster_hands_connections_to_worker_processes() {
     }
     assert_eq!(per_worker, [3, 3], "round robin: {lines:?}");
 }
+
+/// examples/multicore.rs: two threads, each its own loop on one
+/// SO_REUSEPORT port; the kernel spreads 40 connections over both.
+#[test]
+fn multicore_spreads_connections_over_the_loops() {
+    let (lines, _) = run("multicore");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let counts: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .map(|(k, l)| {
+            l.strip_prefix(&format!("loop {k} served "))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{l}"))
+        })
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), 40);
+    assert!(
+        counts.iter().all(|&c| c > 0),
+        "both loops served: {counts:?}"
+    );
+}
