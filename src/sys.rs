@@ -519,3 +519,33 @@ pub(crate) fn set_linger_zero(fd: &impl AsRawFd) -> io::Result<()> {
     };
     check(rc.into()).map(drop)
 }
+
+/// Creates a new directory named `prefix` followed by six random
+/// characters, mode 0700 (`mkdtemp(3)`); returns its path.
+pub(crate) fn mkdtemp(prefix: &std::path::Path) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut template = prefix.as_os_str().as_bytes().to_vec();
+    if template.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path contains a NUL byte",
+        ));
+    }
+    template.extend_from_slice(b"XXXXXX\0");
+    // SAFETY: `template` is NUL-terminated and writable; mkdtemp replaces
+    // the six Xs in place and returns the same pointer or NULL.
+    let rc = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+    if rc.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    template.pop(); // the NUL
+    Ok(std::ffi::OsString::from_vec(template).into())
+}
+
+/// Closes `fd` and reports what `close(2)` said (dropping an `OwnedFd`
+/// ignores it). The fd is gone either way, as Linux always releases it.
+pub(crate) fn close(fd: OwnedFd) -> io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    // SAFETY: we own the fd and give it up here; it is closed exactly once.
+    check(unsafe { libc::close(fd.into_raw_fd()) }.into()).map(drop)
+}

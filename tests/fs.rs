@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::rc::Rc;
 
-use evloop::{fs, EventLoop};
+use std::fs::OpenOptions;
+
+use evloop::{fs, ErrorContext, EventLoop, JobId};
 
 /// A fresh directory under the target dir, removed on drop.
 struct TempDir(PathBuf);
@@ -211,4 +213,325 @@ fn write_file_replaces_and_keeps_permissions() {
         std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
         0o640
     );
+}
+
+/// Runs one pool call to completion and returns what its callback got.
+fn done<T: 'static>(
+    ev: &mut EventLoop,
+    start: impl FnOnce(&mut EventLoop, Box<dyn FnOnce(&mut EventLoop, T)>) -> io::Result<JobId>,
+) -> T {
+    let slot = Rc::new(RefCell::new(None));
+    let s = slot.clone();
+    start(ev, Box::new(move |_, v| *s.borrow_mut() = Some(v))).unwrap();
+    ev.run().unwrap();
+    let got = slot.borrow_mut().take();
+    got.expect("the callback ran")
+}
+
+fn read_write_create() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true);
+    o
+}
+
+/// follows libuv test/test-fs.c fs_file_async, fs_read_file_eof, fs_fstat
+/// and Node's test/parallel/test-fs-read.js / test-fs-truncate.js.
+#[test]
+fn open_write_read_stat_truncate_sync_close() {
+    let tmp = TempDir::new("file-ops");
+    let path = tmp.0.join("f");
+    let mut ev = EventLoop::new().unwrap();
+    let file = done(&mut ev, |ev, cb| {
+        fs::open(ev, &path, &read_write_create(), cb)
+    })
+    .unwrap();
+    let n = done(&mut ev, |ev, cb| file.write_at(ev, 0, "hello world", cb)).unwrap();
+    assert_eq!(n, 11);
+    let got = done(&mut ev, |ev, cb| file.read_at(ev, 0, 5, cb)).unwrap();
+    assert_eq!(got, b"hello");
+    let got = done(&mut ev, |ev, cb| file.read_at(ev, 6, 100, cb)).unwrap();
+    assert_eq!(got, b"world", "short at the end of the file");
+    let got = done(&mut ev, |ev, cb| file.read_at(ev, 11, 10, cb)).unwrap();
+    assert!(got.is_empty(), "empty at the end of the file");
+    let got = done(&mut ev, |ev, cb| file.read_at(ev, 1 << 40, 10, cb)).unwrap();
+    assert!(got.is_empty(), "empty past the end of the file");
+    let got = done(&mut ev, |ev, cb| file.read_at(ev, 3, 0, cb)).unwrap();
+    assert!(got.is_empty(), "a read of 0 bytes");
+    let meta = done(&mut ev, |ev, cb| file.stat(ev, cb)).unwrap();
+    assert_eq!((meta.len(), meta.is_file()), (11, true));
+    done(&mut ev, |ev, cb| file.set_len(ev, 5, cb)).unwrap();
+    done(&mut ev, |ev, cb| file.sync(ev, cb)).unwrap();
+    done(&mut ev, |ev, cb| file.sync_data(ev, cb)).unwrap();
+    let meta = done(&mut ev, |ev, cb| file.stat(ev, cb)).unwrap();
+    assert_eq!(meta.len(), 5);
+    assert!(!file.is_closed());
+    done(&mut ev, |ev, cb| file.close(ev, cb)).unwrap();
+    assert!(file.is_closed());
+    assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+}
+
+/// A write past the end leaves a hole of zeros (follows libuv
+/// test/test-fs.c fs_write_alotof_bufs_with_offset, which writes at an
+/// offset past the end).
+#[test]
+fn a_write_past_the_end_leaves_a_hole_of_zeros() {
+    let tmp = TempDir::new("hole");
+    let path = tmp.0.join("f");
+    let mut ev = EventLoop::new().unwrap();
+    let file = done(&mut ev, |ev, cb| {
+        fs::open(ev, &path, &read_write_create(), cb)
+    })
+    .unwrap();
+    assert_eq!(
+        done(&mut ev, |ev, cb| file.write_at(ev, 10_000, "x", cb)).unwrap(),
+        1
+    );
+    let got = done(&mut ev, |ev, cb| file.read_at(ev, 0, 20_000, cb)).unwrap();
+    assert_eq!(got.len(), 10_001);
+    assert!(got[..10_000].iter().all(|&b| b == 0));
+    assert_eq!(got[10_000], b'x');
+    done(&mut ev, |ev, cb| file.close(ev, cb)).unwrap();
+}
+
+/// After `close`, every call through any clone fails at once with EBADF and
+/// its callback never runs; closing twice is the same error (Node's
+/// test/parallel/test-fs-close-errors.js; libuv answers EBADF for a closed
+/// fd).
+#[test]
+fn a_closed_file_refuses_every_call_and_a_second_close() {
+    let tmp = TempDir::new("closed");
+    let path = tmp.0.join("f");
+    std::fs::write(&path, "data").unwrap();
+    let mut ev = EventLoop::new().unwrap();
+    let file = done(&mut ev, |ev, cb| {
+        fs::open(ev, &path, &read_write_create(), cb)
+    })
+    .unwrap();
+    let clone = file.clone();
+    done(&mut ev, |ev, cb| file.close(ev, cb)).unwrap();
+    assert!(clone.is_closed());
+    let ran = Rc::new(RefCell::new(0));
+    let r = ran.clone();
+    let bump = move || {
+        let r = r.clone();
+        move |_: &mut EventLoop, _: io::Result<()>| *r.borrow_mut() += 1
+    };
+    let results = [
+        clone.read_at(&mut ev, 0, 4, |_, _| panic!("never runs")),
+        clone.write_at(&mut ev, 0, "x", |_, _| panic!("never runs")),
+        clone.stat(&mut ev, |_, _| panic!("never runs")),
+        clone.sync(&mut ev, bump()),
+        clone.sync_data(&mut ev, bump()),
+        clone.set_len(&mut ev, 0, bump()),
+        clone.close(&mut ev, bump()),
+        file.close(&mut ev, bump()),
+    ];
+    for r in results {
+        let e = r.unwrap_err();
+        assert_eq!(ErrorContext::os_error(&e), Some(libc::EBADF), "{e}");
+        assert!(e.to_string().contains("the file is closed"), "{e}");
+    }
+    ev.run().unwrap();
+    assert_eq!(*ran.borrow(), 0, "no callback of a refused call runs");
+    assert_eq!(std::fs::read(&path).unwrap(), b"data");
+}
+
+/// A read queued before `close` still completes with the data; the close
+/// reports success once it is done.
+#[test]
+fn close_lets_jobs_started_before_it_finish() {
+    let tmp = TempDir::new("close-pending");
+    let path = tmp.0.join("f");
+    std::fs::write(&path, vec![7u8; 100_000]).unwrap();
+    let mut ev = EventLoop::new().unwrap();
+    let file = done(&mut ev, |ev, cb| {
+        fs::open(ev, &path, &read_write_create(), cb)
+    })
+    .unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    for _ in 0..4 {
+        let l = log.clone();
+        file.read_at(&mut ev, 0, 100_000, move |_, r| {
+            let data = r.unwrap();
+            assert!(data.len() == 100_000 && data.iter().all(|&b| b == 7));
+            l.borrow_mut().push("read");
+        })
+        .unwrap();
+    }
+    let l = log.clone();
+    file.close(&mut ev, move |_, r| {
+        r.unwrap();
+        l.borrow_mut().push("closed");
+    })
+    .unwrap();
+    ev.run().unwrap();
+    let mut got = log.borrow().clone();
+    got.sort();
+    assert_eq!(got, ["closed", "read", "read", "read", "read"]);
+}
+
+/// follows libuv test/test-fs.c fs_file_noent and fs_open_dir.
+#[test]
+fn open_errors_reach_the_callback() {
+    let tmp = TempDir::new("open-errors");
+    let mut ev = EventLoop::new().unwrap();
+    let mut read_only = OpenOptions::new();
+    read_only.read(true);
+    let e = done(&mut ev, |ev, cb| {
+        fs::open(ev, tmp.0.join("missing"), &read_only, cb)
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    let e = done(&mut ev, |ev, cb| {
+        fs::open(ev, &tmp.0, &read_write_create(), cb)
+    })
+    .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EISDIR));
+    let mut create_new = OpenOptions::new();
+    create_new.write(true).create_new(true);
+    std::fs::write(tmp.0.join("taken"), "").unwrap();
+    let e = done(&mut ev, |ev, cb| {
+        fs::open(ev, tmp.0.join("taken"), &create_new, cb)
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+    // Writing to a file opened read-only fails on the pool, in the callback.
+    let file = done(&mut ev, |ev, cb| {
+        fs::open(ev, tmp.0.join("taken"), &read_only, cb)
+    })
+    .unwrap();
+    let e = done(&mut ev, |ev, cb| file.write_at(ev, 0, "x", cb)).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    let e = done(&mut ev, |ev, cb| file.set_len(ev, 0, cb)).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    done(&mut ev, |ev, cb| file.close(ev, cb)).unwrap();
+}
+
+/// A length that cannot be allocated is an error in the callback: no panic,
+/// no abort.
+#[test]
+fn an_impossible_read_length_is_out_of_memory_not_a_crash() {
+    let tmp = TempDir::new("huge-read");
+    let path = tmp.0.join("f");
+    let mut ev = EventLoop::new().unwrap();
+    let file = done(&mut ev, |ev, cb| {
+        fs::open(ev, &path, &read_write_create(), cb)
+    })
+    .unwrap();
+    let e = done(&mut ev, |ev, cb| file.read_at(ev, 0, usize::MAX, cb)).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+    done(&mut ev, |ev, cb| file.close(ev, cb)).unwrap();
+}
+
+/// follows libuv test/test-fs.c fs_mkdtemp and Node's
+/// test/parallel/test-fs-mkdtemp.js.
+#[test]
+fn mkdtemp_makes_unique_private_directories() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = TempDir::new("mkdtemp");
+    let prefix = tmp.0.join("work-");
+    let mut ev = EventLoop::new().unwrap();
+    let a = done(&mut ev, |ev, cb| fs::mkdtemp(ev, &prefix, cb)).unwrap();
+    let b = done(&mut ev, |ev, cb| fs::mkdtemp(ev, &prefix, cb)).unwrap();
+    assert_ne!(a, b);
+    for dir in [&a, &b] {
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("work-") && name.len() == "work-".len() + 6);
+        let meta = std::fs::metadata(dir).unwrap();
+        assert!(meta.is_dir());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    }
+    let e = done(&mut ev, |ev, cb| {
+        fs::mkdtemp(ev, tmp.0.join("missing/x-"), cb)
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+}
+
+/// follows libuv test/test-fs-copyfile.c fs_copyfile (contents and mode
+/// copied, an existing destination overwritten, errors for a missing
+/// source) and Node's test/parallel/test-fs-copyfile.js.
+#[test]
+fn copy_copies_contents_and_mode_and_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = TempDir::new("copy");
+    let (src, dst) = (tmp.0.join("src"), tmp.0.join("dst"));
+    std::fs::write(&src, "original contents").unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::write(&dst, "to be replaced, and longer than the source").unwrap();
+    let mut ev = EventLoop::new().unwrap();
+    let n = done(&mut ev, |ev, cb| fs::copy(ev, &src, &dst, cb)).unwrap();
+    assert_eq!(n, 17);
+    assert_eq!(std::fs::read(&dst).unwrap(), b"original contents");
+    let mode = std::fs::metadata(&dst).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+    let e = done(&mut ev, |ev, cb| fs::copy(ev, tmp.0.join("nope"), &dst, cb)).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    let e = done(&mut ev, |ev, cb| fs::copy(ev, &tmp.0, tmp.0.join("d2"), cb)).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "a directory: {e}");
+}
+
+/// follows libuv test/test-fs.c fs_symlink, fs_readlink, fs_realpath.
+#[test]
+fn symlink_read_link_and_canonicalize() {
+    let tmp = TempDir::new("links");
+    let real = tmp.0.canonicalize().unwrap();
+    std::fs::write(tmp.0.join("target"), "t").unwrap();
+    let link = tmp.0.join("link");
+    let mut ev = EventLoop::new().unwrap();
+    done(&mut ev, |ev, cb| fs::symlink(ev, "target", &link, cb)).unwrap();
+    let to = done(&mut ev, |ev, cb| fs::read_link(ev, &link, cb)).unwrap();
+    assert_eq!(to, Path::new("target"), "stored as given");
+    let full = done(&mut ev, |ev, cb| {
+        fs::canonicalize(ev, tmp.0.join("./link/../link"), cb)
+    });
+    // `link/..` is resolved after the link: link is a file, so this fails.
+    assert!(full.is_err());
+    let full = done(&mut ev, |ev, cb| fs::canonicalize(ev, &link, cb)).unwrap();
+    assert_eq!(full, real.join("target"));
+    let e = done(&mut ev, |ev, cb| fs::symlink(ev, "other", &link, cb)).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+    let e = done(&mut ev, |ev, cb| {
+        fs::read_link(ev, tmp.0.join("target"), cb)
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "not a link");
+    let e = done(&mut ev, |ev, cb| {
+        fs::canonicalize(ev, tmp.0.join("missing"), cb)
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    // A dangling link can be made and read, not canonicalized.
+    let dangling = tmp.0.join("dangling");
+    done(&mut ev, |ev, cb| fs::symlink(ev, "nowhere", &dangling, cb)).unwrap();
+    let e = done(&mut ev, |ev, cb| fs::canonicalize(ev, &dangling, cb)).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+}
+
+/// follows libuv test/test-fs.c fs_chmod.
+#[test]
+fn chmod_sets_the_mode_and_refuses_bad_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = TempDir::new("chmod");
+    let f = tmp.0.join("f");
+    std::fs::write(&f, "x").unwrap();
+    let mut ev = EventLoop::new().unwrap();
+    done(&mut ev, |ev, cb| fs::chmod(ev, &f, 0o600, cb)).unwrap();
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    done(&mut ev, |ev, cb| fs::chmod(ev, &f, 0o755, cb)).unwrap();
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
+    let e = fs::chmod(&mut ev, &f, 0o10_000, |_, _| panic!("never runs")).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    let e = done(&mut ev, |ev, cb| {
+        fs::chmod(ev, tmp.0.join("missing"), 0o600, cb)
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    ev.run().unwrap();
 }

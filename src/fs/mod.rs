@@ -5,13 +5,23 @@
 //! `io::Result` on the loop thread. Every function returns the job's id (it
 //! can be cancelled while queued) or, if it could not be started, the error,
 //! and then its callback never runs.
+//!
+//! - Whole-file and path calls: [`read_file`], [`write_file`], [`append`],
+//!   [`metadata`], [`read_dir`], [`remove`], [`rename`], [`mkdtemp`],
+//!   [`copy`], [`symlink`], [`read_link`], [`canonicalize`], [`chmod`].
+//! - Open files read and written at offsets: [`open`] gives a [`File`]
+//!   (module `file`).
 
-use std::fs::{self, File, Metadata, OpenOptions};
+use std::fs::{self, Metadata, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{EventLoop, JobId};
+
+mod file;
+
+pub use file::{open, File};
 
 /// Runs `op` on the pool and `done` with its `io::Result` on the loop thread.
 fn on_pool<T: Send + 'static>(
@@ -74,7 +84,7 @@ fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
         file.sync_all()?;
         drop(file);
         fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()
+        fs::File::open(&dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -163,4 +173,99 @@ pub fn rename(
 ) -> io::Result<JobId> {
     let (from, to) = (from.as_ref().to_path_buf(), to.as_ref().to_path_buf());
     on_pool(ev, move || fs::rename(from, to), done)
+}
+
+/// Creates a new, uniquely named directory: `prefix` followed by six random
+/// characters, with mode 0700 (libuv `uv_fs_mkdtemp`, Node `fs.mkdtemp`).
+/// `done` gets its path. The prefix is a path: `/tmp/app-` makes
+/// `/tmp/app-Xa3kQz`; its directory must exist.
+pub fn mkdtemp(
+    ev: &mut EventLoop,
+    prefix: impl AsRef<Path>,
+    done: impl FnOnce(&mut EventLoop, io::Result<PathBuf>) + 'static,
+) -> io::Result<JobId> {
+    let prefix = prefix.as_ref().to_path_buf();
+    on_pool(ev, move || crate::sys::mkdtemp(&prefix), done)
+}
+
+/// Copies the contents of the file `from` to `to` (libuv `uv_fs_copyfile`,
+/// Node `fs.copyFile`); `done` gets the number of bytes copied.
+///
+/// `to` is created if missing and **overwritten** if it exists (as libuv and
+/// Node do by default). Its permission bits become those of `from`;
+/// ownership, timestamps and extended attributes are not copied. The kernel
+/// copies in place where it can (`copy_file_range`). `from` must be a file:
+/// a directory is `InvalidInput`.
+pub fn copy(
+    ev: &mut EventLoop,
+    from: impl AsRef<Path>,
+    to: impl AsRef<Path>,
+    done: impl FnOnce(&mut EventLoop, io::Result<u64>) + 'static,
+) -> io::Result<JobId> {
+    let (from, to) = (from.as_ref().to_path_buf(), to.as_ref().to_path_buf());
+    on_pool(ev, move || fs::copy(from, to), done)
+}
+
+/// Creates a symbolic link at `link` pointing to `target` (libuv
+/// `uv_fs_symlink`, Node `fs.symlink`). `target` is stored as given: a
+/// relative target is relative to the link's directory, and need not exist.
+/// An existing `link` is `AlreadyExists`.
+pub fn symlink(
+    ev: &mut EventLoop,
+    target: impl AsRef<Path>,
+    link: impl AsRef<Path>,
+    done: impl FnOnce(&mut EventLoop, io::Result<()>) + 'static,
+) -> io::Result<JobId> {
+    let (target, link) = (target.as_ref().to_path_buf(), link.as_ref().to_path_buf());
+    on_pool(ev, move || std::os::unix::fs::symlink(target, link), done)
+}
+
+/// Reads where the symbolic link `path` points (libuv `uv_fs_readlink`,
+/// Node `fs.readlink`), as stored. Not a link: `InvalidInput` (`EINVAL`).
+pub fn read_link(
+    ev: &mut EventLoop,
+    path: impl AsRef<Path>,
+    done: impl FnOnce(&mut EventLoop, io::Result<PathBuf>) + 'static,
+) -> io::Result<JobId> {
+    let path = path.as_ref().to_path_buf();
+    on_pool(ev, move || fs::read_link(path), done)
+}
+
+/// The absolute path of `path` with every symbolic link, `.` and `..`
+/// resolved (libuv `uv_fs_realpath`, Node `fs.realpath`). The path must
+/// exist (`NotFound` otherwise).
+pub fn canonicalize(
+    ev: &mut EventLoop,
+    path: impl AsRef<Path>,
+    done: impl FnOnce(&mut EventLoop, io::Result<PathBuf>) + 'static,
+) -> io::Result<JobId> {
+    let path = path.as_ref().to_path_buf();
+    on_pool(ev, move || fs::canonicalize(path), done)
+}
+
+/// Sets the permission bits of `path` (libuv `uv_fs_chmod`, Node
+/// `fs.chmod`), following symbolic links, e.g. `0o644`.
+///
+/// # Errors
+/// A mode with bits above `0o7777` is `InvalidInput` at once (`done` never
+/// runs); otherwise only if the job cannot be started.
+pub fn chmod(
+    ev: &mut EventLoop,
+    path: impl AsRef<Path>,
+    mode: u32,
+    done: impl FnOnce(&mut EventLoop, io::Result<()>) + 'static,
+) -> io::Result<JobId> {
+    use std::os::unix::fs::PermissionsExt;
+    if mode & !0o7777 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("chmod: mode {mode:#o} has bits above 0o7777"),
+        ));
+    }
+    let path = path.as_ref().to_path_buf();
+    on_pool(
+        ev,
+        move || fs::set_permissions(path, fs::Permissions::from_mode(mode)),
+        done,
+    )
 }
