@@ -549,3 +549,53 @@ pub(crate) fn close(fd: OwnedFd) -> io::Result<()> {
     // SAFETY: we own the fd and give it up here; it is closed exactly once.
     check(unsafe { libc::close(fd.into_raw_fd()) }.into()).map(drop)
 }
+
+/// `getnameinfo(3)` with `NI_NAMEREQD`: the host name and the service name
+/// (or the port in digits if it has none) of a socket address. An address
+/// with no name is `NotFound`; other resolver failures say what
+/// `gai_strerror` says.
+pub(crate) fn getnameinfo(addr: &std::net::SocketAddr) -> io::Result<(String, String)> {
+    let sockaddr = socket2::SockAddr::from(*addr);
+    let mut host = [0 as libc::c_char; 1025];
+    let mut service = [0 as libc::c_char; 32];
+    // SAFETY: the address and both buffers are valid for the lengths given
+    // and live for the call; getnameinfo NUL-terminates what it writes.
+    let rc = unsafe {
+        libc::getnameinfo(
+            sockaddr.as_ptr().cast(),
+            sockaddr.len(),
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            service.as_mut_ptr(),
+            service.len() as libc::socklen_t,
+            libc::NI_NAMEREQD,
+        )
+    };
+    if rc != 0 {
+        if rc == libc::EAI_SYSTEM {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: gai_strerror returns a static NUL-terminated string.
+        let message = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(rc)) };
+        let kind = if rc == libc::EAI_NONAME {
+            io::ErrorKind::NotFound
+        } else {
+            io::ErrorKind::Other
+        };
+        return Err(io::Error::new(
+            kind,
+            format!("getnameinfo {addr}: {}", message.to_string_lossy()),
+        ));
+    }
+    // SAFETY: on success both buffers hold NUL-terminated strings.
+    let (host, service) = unsafe {
+        (
+            std::ffi::CStr::from_ptr(host.as_ptr()),
+            std::ffi::CStr::from_ptr(service.as_ptr()),
+        )
+    };
+    Ok((
+        host.to_string_lossy().into_owned(),
+        service.to_string_lossy().into_owned(),
+    ))
+}

@@ -1,7 +1,7 @@
 //! Name resolution on the pool.
 
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
 
 use evloop::{net, EventLoop};
@@ -43,4 +43,72 @@ fn an_unresolvable_name_is_an_error_not_a_panic() {
     .unwrap();
     ev.run().unwrap();
     assert!(err.borrow().is_some());
+}
+
+/// The first name /etc/hosts gives `ip`, if any: what `getnameinfo` answers
+/// for it on a machine with the usual `hosts: files ...` order.
+fn hosts_name(ip: IpAddr) -> Option<String> {
+    let hosts = std::fs::read_to_string("/etc/hosts").ok()?;
+    hosts.lines().find_map(|line| {
+        let line = line.split('#').next()?;
+        let mut words = line.split_whitespace();
+        let addr: IpAddr = words.next()?.parse().ok()?;
+        (addr == ip).then(|| words.next().map(str::to_string))?
+    })
+}
+
+/// follows libuv test/test-getnameinfo.c getnameinfo_basic_ip4 and
+/// getnameinfo_basic_ip6 (127.0.0.1:80 and [::1]:80), and Node's
+/// test/parallel/test-dns-lookupService.js: the host comes from /etc/hosts,
+/// the service from /etc/services.
+#[test]
+fn lookup_addr_names_the_loopback_address_and_port() {
+    let mut ev = EventLoop::new().unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let v4: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    let v6: SocketAddr = "[::1]:80".parse().unwrap();
+    for addr in [v4, v6] {
+        let g = got.clone();
+        net::lookup_addr(&mut ev, addr, move |_, r| g.borrow_mut().push((addr, r))).unwrap();
+    }
+    ev.run().unwrap();
+    let got = got.borrow();
+    assert_eq!(got.len(), 2, "both callbacks ran");
+    let http_known = std::fs::read_to_string("/etc/services").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("http\t") || l.starts_with("http "))
+    });
+    for (addr, result) in got.iter() {
+        match (hosts_name(addr.ip()), result) {
+            (Some(name), Ok((host, service))) => {
+                assert_eq!(host, &name, "{addr}");
+                let want = if http_known { "http" } else { "80" };
+                assert_eq!(service, want, "{addr}");
+            }
+            (Some(name), Err(e)) => panic!("{addr} is {name} in /etc/hosts, got {e}"),
+            // Not in /etc/hosts: the answer depends on the resolver, but
+            // it comes back (no hang, no panic).
+            (None, _) => {}
+        }
+    }
+}
+
+/// An address with no name is an error (`NI_NAMEREQD`), never the address
+/// in digits. 192.0.2.1 is TEST-NET-1 (RFC 5737): no name anywhere.
+#[test]
+fn lookup_addr_of_an_address_with_no_name_is_an_error() {
+    let addr: SocketAddr = "192.0.2.1:9".parse().unwrap();
+    if hosts_name(addr.ip()).is_some() {
+        return; // someone named it locally
+    }
+    let mut ev = EventLoop::new().unwrap();
+    let err = Rc::new(RefCell::new(None));
+    let e = err.clone();
+    net::lookup_addr(&mut ev, addr, move |_, r| {
+        *e.borrow_mut() = Some(r.expect_err("no name for TEST-NET-1"))
+    })
+    .unwrap();
+    ev.run().unwrap();
+    let e = err.borrow_mut().take().expect("the callback ran");
+    assert!(e.to_string().contains("192.0.2.1"), "{e}");
 }

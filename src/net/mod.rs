@@ -18,7 +18,7 @@ pub mod unix;
 pub(crate) use crate::error::with_context;
 pub use adopt::{guess_kind, FdKind};
 pub use connect::Connecting;
-pub use dns::resolve;
+pub use dns::{lookup_addr, resolve};
 pub use listener::{Server, TcpServer, UnixServer};
 pub(crate) use stream::closed_error;
 pub use stream::{kind, Pipe, Stream, TcpStream, UnixStream, DEFAULT_HIGH_WATER};
