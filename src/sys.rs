@@ -599,3 +599,33 @@ pub(crate) fn getnameinfo(addr: &std::net::SocketAddr) -> io::Result<(String, St
         service.to_string_lossy().into_owned(),
     ))
 }
+
+/// A new inotify instance, non-blocking and close-on-exec.
+pub(crate) fn inotify_init() -> io::Result<OwnedFd> {
+    // SAFETY: inotify_init1 takes flags and returns a new fd or -1.
+    let fd = check(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) }.into())?;
+    // SAFETY: the kernel just created this fd for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Adds (or updates) an inotify watch on `path`; returns its watch
+/// descriptor. The same inode watched twice on one instance gets the same
+/// descriptor.
+pub(crate) fn inotify_add_watch(
+    inotify: &impl AsRawFd,
+    path: &std::path::Path,
+    mask: u32,
+) -> io::Result<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: a valid NUL-terminated path, live for the call.
+    let wd = unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), mask) };
+    Ok(check(wd.into())? as i32)
+}
+
+/// Removes an inotify watch (the kernel then queues `IN_IGNORED` for it).
+pub(crate) fn inotify_rm_watch(inotify: &impl AsRawFd, wd: i32) -> io::Result<()> {
+    // SAFETY: inotify_rm_watch takes two integers.
+    check(unsafe { libc::inotify_rm_watch(inotify.as_raw_fd(), wd) }.into()).map(drop)
+}

@@ -256,3 +256,18 @@ fn multicore_spreads_connections_over_the_loops() {
         "both loops served: {counts:?}"
     );
 }
+
+#[test]
+fn watch_dir_reports_the_changes_it_makes() {
+    let (lines, _) = run("watch_dir");
+    assert_eq!(
+        lines,
+        [
+            "Created notes.txt",
+            "Modified notes.txt",
+            "Renamed { to: \"renamed.txt\" } notes.txt",
+            "Removed renamed.txt",
+            "SelfRemoved ",
+        ]
+    );
+}

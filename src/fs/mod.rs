@@ -1,4 +1,4 @@
-//! Files on the blocking-work pool.
+//! Files on the blocking-work pool, and watching paths for changes.
 //!
 //! File IO cannot be polled (a regular file is always "ready"), so, as libuv
 //! and Node do, each operation runs on the pool and its callback gets the
@@ -11,6 +11,9 @@
 //!   [`copy`], [`symlink`], [`read_link`], [`canonicalize`], [`chmod`].
 //! - Open files read and written at offsets: [`open`] gives a [`File`]
 //!   (module `file`).
+//! - Watching a file or a directory: [`watch`] gives an [`FsWatcher`], fed by
+//!   one inotify fd per loop that the loop polls like any other fd (module
+//!   `watch`).
 
 use std::fs::{self, Metadata, OpenOptions};
 use std::io::{self, Write};
@@ -20,8 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::{EventLoop, JobId};
 
 mod file;
+mod watch;
 
 pub use file::{open, File};
+pub use watch::{watch, FsEvent, FsEventKind, FsWatcher, WatchOptions};
 
 /// Runs `op` on the pool and `done` with its `io::Result` on the loop thread.
 fn on_pool<T: Send + 'static>(
