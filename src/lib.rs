@@ -82,8 +82,10 @@
 //! Ending something is idempotent and says whether it did anything:
 //! [`clear_timer`](EventLoop::clear_timer), [`unwatch`](EventLoop::unwatch),
 //! [`cancel_job`](EventLoop::cancel_job), [`signal::stop_signal`], and
-//! `close` on a stream, server or UDP socket return `true` if this call ended
-//! it and `false` if it had already ended. Anything else asked of a thing that
+//! `close` on a stream, server, UDP socket or [`fs::FsWatcher`] return `true`
+//! if this call ended it and `false` if it had already ended. ([`fs::File::close`]
+//! is a pool job that reports what `close(2)` said, so closing a file twice is
+//! an error, `EBADF`, like any other call on a closed file.) Anything else asked of a thing that
 //! has ended fails: `NotFound` for a stale id (timer, watcher, signal),
 //! `NotConnected` for a closed stream, server or socket. Ids are never
 //! reused, so a stale id never reaches a newer thing.
@@ -135,6 +137,13 @@
 //! | a peer that vanished | `EPIPE` or `ECONNRESET` in the write or read callback, never SIGPIPE (`tcp::writing_to_a_peer_that_is_gone_is_epipe_not_sigpipe`, `tcp::peer_reset_mid_stream_reaches_the_read_callback`) |
 //! | an ICMP error on a UDP socket (with or without `IP_RECVERR`) | `Err(ConnectionRefused)` in the receive callback; receiving goes on (`udp::icmp_errors_are_reported_and_receiving_goes_on`) |
 //! | calls on a closed `UdpSocket` through a clone | `Err(NotConnected)`; the fd was released at close (`udp::close_releases_the_fd_while_clones_live`) |
+//! | any call on a closed `fs::File`, closing it twice | `Err(EBADF)`, "the file is closed", at once; the callback never runs (`fs::a_closed_file_refuses_every_call_and_a_second_close`) |
+//! | `File::read_at` with a length that cannot be allocated | `OutOfMemory` in the callback; no panic, no abort (`fs::an_impossible_read_length_is_out_of_memory_not_a_crash`) |
+//! | `fs::chmod` with bits above `0o7777` | `InvalidInput` at once |
+//! | `fs::watch` of a missing path | `NotFound` naming the path; no fd left open (`fs_watch::watching_a_missing_path_is_a_clear_error`) |
+//! | the inotify event queue overflowing | `FsEventKind::Overflow` to every watcher; watching goes on (`fs_watch::a_queue_overflow_is_reported_and_watching_goes_on`) |
+//! | a panic in a watch callback | the loop's panic policy; the watcher is kept and the events after it are delivered next pass (`fs_watch::a_panicking_callback_leaves_the_watcher_and_the_queued_events`) |
+//! | `net::lookup_addr` of an address with no name | `NotFound` in the callback (`dns::lookup_addr_of_an_address_with_no_name_is_an_error`) |
 //! | a forbidden or out-of-range signal number | `InvalidInput` (`signal::sigkill_sigstop_and_bad_numbers_are_errors`) |
 //! | the last watcher of a signal stops | handled as before the first watch: the previous disposition is back (`signal::the_last_watcher_restores_the_previous_disposition`, `signal::sigterm_ends_the_process_again_after_the_last_watcher_stopped`), unless a handler was installed over evloop's since: that one stays and keeps working (`signal::a_signal_hook_registration_made_while_watching_outlives_the_watcher`) |
 //! | SIGCHLD inherited as ignored, or `SA_NOCLDWAIT` | set back to the default at `spawn`; exit callbacks work (`faults::children_are_reaped_by_us_even_if_sigchld_was_ignored`) |
