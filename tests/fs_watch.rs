@@ -521,3 +521,22 @@ fn a_queue_overflow_is_reported_and_watching_goes_on() {
     assert_eq!(log.last().unwrap(), &file(Created, "STOP"));
     assert!(log.len() >= max, "{} events", log.len());
 }
+
+/// A watcher's handle means nothing to another loop: ids are unique across
+/// loops, so it can never reach that loop's watchers.
+#[test]
+fn a_watcher_handle_does_nothing_on_another_loop() {
+    let tmp = TempDir::new("other-loop");
+    let mut ev = EventLoop::new().unwrap();
+    let mut other = EventLoop::new().unwrap();
+    let w = fs::watch(&mut ev, &tmp.0, Default::default(), |_, _, _| {}).unwrap();
+    let w2 = fs::watch(&mut other, &tmp.0, Default::default(), |_, _, _| {}).unwrap();
+    assert!(!w.close(&mut other));
+    assert!(!w.is_active(&mut other));
+    assert!(w.set_ref(&mut other, false).is_err());
+    assert!(
+        w2.is_active(&mut other),
+        "the other loop's watcher is untouched"
+    );
+    assert!(w.close(&mut ev) && w2.close(&mut other));
+}
