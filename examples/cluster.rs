@@ -103,6 +103,7 @@ fn worker(name: &str) -> std::io::Result<()> {
     // SAFETY: the parent passed fd 3 to this process for us alone.
     let fd3 = unsafe { OwnedFd::from_raw_fd(3) };
     let channel = UnixStream::from_fd(fd3)?;
+    channel.receive_fds(true); // the parent passes connections
     let name = name.to_string();
     channel.read_start(&mut ev, move |ev, channel, data| match data {
         Ok([]) | Err(_) => {

@@ -59,6 +59,9 @@ pub struct EventLoop {
     pub(crate) remote: Arc<Remote>,
     ready: ReadyQueue,
     cancellable: Cancellable,
+    /// Trampolines in `ready` whose callback was cancelled: they run as
+    /// no-ops, and must not count as work (liveness, backend timeout).
+    cancelled_in_ready: usize,
     posted: ReadyQueue,
     post_buf: Vec<Post>,
     timers: TimerQueue,
@@ -98,6 +101,7 @@ impl EventLoop {
             remote: Arc::new(Remote::new()?),
             ready: ReadyQueue::default(),
             cancellable: Cancellable::default(),
+            cancelled_in_ready: 0,
             posted: ReadyQueue::default(),
             post_buf: Vec::new(),
             timers: TimerQueue::new(),
@@ -257,8 +261,9 @@ impl EventLoop {
     pub fn call_soon_cancellable(&mut self, f: impl FnOnce(&mut EventLoop) + 'static) -> SoonId {
         let id = self.cancellable.insert(Box::new(f));
         self.ready.push(Box::new(move |ev: &mut EventLoop| {
-            if let Some(task) = ev.cancellable.take(id) {
-                task(ev);
+            match ev.cancellable.take(id) {
+                Some(task) => task(ev),
+                None => ev.cancelled_in_ready -= 1, // cancelled: nothing to run
             }
         }));
         id
@@ -271,6 +276,9 @@ impl EventLoop {
     pub fn cancel_soon(&mut self, id: SoonId) -> bool {
         let task = self.cancellable.take(id);
         let hit = task.is_some();
+        if hit {
+            self.cancelled_in_ready += 1;
+        }
         drop(task); // its drop may call back into the loop: after the take
         hit
     }
@@ -350,13 +358,19 @@ impl EventLoop {
     /// timer, an active watcher, a pool job, or a [`LoopHandle`] (each unless
     /// unref'd).
     pub fn is_alive(&self) -> bool {
-        !self.ready.is_empty()
+        self.has_ready()
             || !self.posted.is_empty()
             || self.timers.keeping_alive() > 0
             || self.io.keeping_alive() > 0
             || self.pool.keeping_alive() > 0
             || self.remote.keeping_alive() > 0
             || self.remote.has_posts()
+    }
+
+    /// True if the ready queue holds a callback that will run (not only the
+    /// no-op places of cancelled ones).
+    fn has_ready(&self) -> bool {
+        self.ready.len() > self.cancelled_in_ready
     }
 
     /// A `Send + Sync` handle for posting work from other threads. It keeps
@@ -394,7 +408,7 @@ impl EventLoop {
     /// thread can wake it, else the time to the next timer.
     pub fn backend_timeout(&self) -> Option<Duration> {
         if self.stop_requested
-            || !self.ready.is_empty()
+            || self.has_ready()
             || !self.posted.is_empty()
             || self.remote.has_posts()
             || !self.is_alive()

@@ -387,7 +387,10 @@ pub(crate) fn send_vectored(
             format!("evloop: at most {MAX_FDS_PER_MESSAGE} fds per write"),
         ));
     }
-    let mut control = vec![0u64; control_words(fds.len())];
+    // Room for a full message of fds (CMSG_SPACE(253 * 4) = 1032 bytes), on
+    // the stack: no allocation per write.
+    let mut control = [0u64; 130];
+    debug_assert!(control_words(fds.len()) <= control.len());
     // SAFETY: an all-zero msghdr is valid (no name, no control data).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
@@ -628,4 +631,14 @@ pub(crate) fn inotify_add_watch(
 pub(crate) fn inotify_rm_watch(inotify: &impl AsRawFd, wd: i32) -> io::Result<()> {
     // SAFETY: inotify_rm_watch takes two integers.
     check(unsafe { libc::inotify_rm_watch(inotify.as_raw_fd(), wd) }.into()).map(drop)
+}
+
+/// The file type and mode bits of an open fd (`fstat`'s `st_mode`), without
+/// duplicating it (which could fail at the fd limit).
+pub(crate) fn file_mode(fd: &impl AsRawFd) -> io::Result<libc::mode_t> {
+    // SAFETY: an all-zero `stat` is a valid out-buffer for fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, which lives for the call.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) }.into())?;
+    Ok(st.st_mode)
 }

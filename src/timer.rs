@@ -10,11 +10,11 @@
 //!   `order` is a counter taken each time a timer is armed, so equal deadlines run
 //!   in the order they were set (guarantee 2) and the loop can tell a timer armed
 //!   during the current pass from one that was already waiting (guarantee 4).
-//! - Callbacks live in a [`Slab`]. A heap node is *live* while its `order`
-//!   equals the one its entry records; every other node is stale. Clearing
+//! - Callbacks live in a [`Slab`]. A heap node is *live* while its 32-bit
+//!   tag equals the one its entry records; every other node is stale. Clearing
 //!   is O(1): the entry and its closure go at once and the node turns stale.
 //!   Refreshing a timer (libuv's `uv_timer_again`, Node's `refresh()`) pushes
-//!   a new node with a new order and leaves the old one stale. Stale nodes
+//!   a new node with a new order and tag and leaves the old one stale. Stale nodes
 //!   leave the heap when they reach the top, or when they outnumber live
 //!   ones and the heap is rebuilt without them (O(n), so amortised O(1) per
 //!   clear or refresh). Not tracking each node's position keeps sifting
@@ -48,11 +48,11 @@ crate::id::id_type! {
 pub(crate) type OnceBox = Box<dyn FnOnce(&mut EventLoop)>;
 pub(crate) type IntervalBox = Box<dyn FnMut(&mut EventLoop)>;
 
-/// A timer's closure, with `node`: the low 32 bits of the `order` of its
-/// one live heap node (heap nodes of the slot with other bits are stale).
-/// 32 bits are exact because no stale node outlives 2^31 armings (see
-/// [`TimerQueue::push`]), and they fit in the enum's tag word, which keeps
-/// the entry at 48 bytes.
+/// A timer's closure, with `node`: the tag of its one live heap node (heap
+/// nodes of the slot with other tags are stale). 32 bits are exact because
+/// a forced rebuild every 2^31 tags drops stale nodes and re-tags live ones
+/// (see [`REBUILD_EVERY`]); they fit in the enum's tag word, which keeps the
+/// entry at 48 bytes.
 pub(crate) enum Callback {
     Once {
         f: OnceBox,
@@ -99,8 +99,9 @@ struct Entry {
 
 /// The flag bit of `Entry::tagged_serial`; serials never come near it.
 const UNREF: u64 = 1 << 63;
-/// Armings between forced rebuilds, which bound a stale node's age so that
-/// 32 bits of `order` tell nodes apart.
+/// Tags handed out between forced rebuilds. A rebuild drops every stale
+/// node and gives every live node a fresh tag, so any node's tag is less
+/// than 2^31 + (live timers) tags old, and 32 bits tell nodes apart.
 const REBUILD_EVERY: u64 = 1 << 31;
 
 impl Entry {
@@ -120,6 +121,9 @@ struct Node {
     deadline: u64,
     order: u64,
     slot: u32,
+    /// The tag its entry holds while this node is its live one (in what
+    /// would be padding: the node stays 24 bytes).
+    tag: u32,
 }
 
 impl Node {
@@ -157,8 +161,10 @@ pub(crate) struct TimerQueue {
     keeping_alive: usize,
     /// Heap nodes whose timer was cleared, refreshed or is being called.
     stale: usize,
-    /// `next_order` at the last rebuild (see [`REBUILD_EVERY`]).
-    rebuilt_at: u64,
+    /// The next node tag (wrapping), and how many were handed out since the
+    /// last rebuild (see [`REBUILD_EVERY`]).
+    next_tag: u32,
+    tags_since_rebuild: u64,
     /// Try to shrink the slab again only once `len` falls below this.
     shrink_below: usize,
 }
@@ -172,7 +178,8 @@ impl TimerQueue {
             next_order: 0,
             keeping_alive: 0,
             stale: 0,
-            rebuilt_at: 0,
+            next_tag: 0,
+            tags_since_rebuild: 0,
             shrink_below: 0,
         }
     }
@@ -202,7 +209,7 @@ impl TimerQueue {
     #[inline]
     fn is_live(&self, node: &Node) -> bool {
         let entry = self.entries.get(node.slot as usize);
-        entry.and_then(|e| e.callback.node()) == Some(node.order as u32)
+        entry.and_then(|e| e.callback.node()) == Some(node.tag)
     }
 
     /// Pops stale nodes off the top of the heap.
@@ -399,25 +406,35 @@ impl TimerQueue {
         }
     }
 
-    /// Pushes the live node of the timer in `slot`. Every 2^31 armings, the
-    /// stale nodes go first, so none is ever 2^32 armings old (amortised
-    /// nothing, and it keeps `Callback`'s 32-bit node tags exact).
-    fn push(&mut self, deadline: u64, slot: u32) {
-        let order = self.next_order;
-        self.next_order += 1;
+    /// A fresh node tag for the timer in `slot`, stored in its entry.
+    fn tag(&mut self, slot: u32) -> u32 {
+        let tag = self.next_tag;
+        self.next_tag = tag.wrapping_add(1);
+        self.tags_since_rebuild += 1;
         if let Callback::Once { node, .. } | Callback::Every { node, .. } =
             &mut self.entries[slot as usize].callback
         {
-            *node = order as u32;
+            *node = tag;
         }
+        tag
+    }
+
+    /// Pushes the live node of the timer in `slot`. Every 2^31 tags, a
+    /// rebuild drops the stale nodes and re-tags the live ones (amortised
+    /// nothing, and it keeps the 32-bit tags exact).
+    fn push(&mut self, deadline: u64, slot: u32) {
+        let order = self.next_order;
+        self.next_order += 1;
+        let tag = self.tag(slot);
         self.heap.push(Node {
             deadline,
             order,
             slot,
+            tag,
         });
         self.sift_up(self.heap.len() - 1);
-        if self.next_order - self.rebuilt_at >= REBUILD_EVERY {
-            self.rebuild(); // after the tag moved to the new node
+        if self.tags_since_rebuild >= REBUILD_EVERY {
+            self.rebuild(); // after the entry's tag moved to the new node
         }
     }
 
@@ -429,14 +446,19 @@ impl TimerQueue {
         }
     }
 
-    /// Drops every stale node and restores the heap, in O(n).
+    /// Drops every stale node, gives each live one a fresh tag, and restores
+    /// the heap, in O(n).
     fn rebuild(&mut self) {
         let entries = &self.entries;
         self.heap.retain(|n| {
             let entry = entries.get(n.slot as usize);
-            entry.and_then(|e| e.callback.node()) == Some(n.order as u32)
+            entry.and_then(|e| e.callback.node()) == Some(n.tag)
         });
-        self.rebuilt_at = self.next_order;
+        self.tags_since_rebuild = 0;
+        for k in 0..self.heap.len() {
+            let slot = self.heap[k].slot;
+            self.heap[k].tag = self.tag(slot);
+        }
         self.stale = 0;
         for pos in (0..self.heap.len() / 2).rev() {
             self.sift_down(pos);
@@ -616,16 +638,15 @@ mod tests {
     #[test]
     fn node_tags_stay_exact_across_the_32_bit_wrap() {
         let mut q = TimerQueue::new();
-        q.next_order = (1 << 32) - 3;
-        q.rebuilt_at = q.next_order;
+        q.next_tag = u32::MAX - 2;
         let a = q.insert(10, 10, noop());
         let b = q.insert(10, 10, noop());
         for now in 0..6 {
-            q.refresh(a, now).unwrap(); // orders cross 2^32 here
+            q.refresh(a, now).unwrap(); // tags wrap past 2^32 here
         }
         assert_eq!(q.stale, 6);
-        // A forced rebuild is due once 2^31 armings passed since the last.
-        q.rebuilt_at = q.next_order - REBUILD_EVERY;
+        // A forced rebuild is due once 2^31 tags were handed out.
+        q.tags_since_rebuild = REBUILD_EVERY - 1;
         q.refresh(b, 0).unwrap();
         assert_eq!(q.stale, 0, "the forced rebuild dropped every stale node");
         assert_eq!(q.heap.len(), 2);
@@ -634,6 +655,38 @@ mod tests {
             popped += 1;
         }
         assert_eq!(popped, 2);
+    }
+
+    /// Review finding: a timer that stays pending while 2^32 tags go by must
+    /// not share its tag with a newer timer of its slot once it goes stale.
+    /// Forced rebuilds give live nodes fresh tags, so it cannot.
+    #[test]
+    fn a_long_lived_timer_never_aliases_a_newer_timer_of_its_slot() {
+        let mut q = TimerQueue::new();
+        let _keeper = q.insert(u64::MAX - 1, 0, noop());
+        let old_tag = q.next_tag;
+        let a = q.insert(1000, 1000, noop()); // tag `old_tag`, stays pending
+                                              // 2^31 tags later a forced rebuild re-tags `a`...
+        q.tags_since_rebuild = REBUILD_EVERY - 1;
+        let c = q.insert(u64::MAX - 1, 0, noop());
+        assert_eq!(
+            q.tags_since_rebuild, 3,
+            "rebuilt, three live nodes re-tagged"
+        );
+        assert_ne!(q.get(a).unwrap().callback.node(), Some(old_tag));
+        // ...so when `a` goes stale and its slot's next timer gets the old
+        // tag number again (2^32 tags after it was first given), no alias.
+        assert!(q.cancel(a));
+        q.next_tag = old_tag;
+        let b = q.insert(5000, 5000, noop());
+        assert_eq!(b.0.slot, a.0.slot);
+        assert_eq!(q.get(b).unwrap().callback.node(), Some(old_tag));
+        assert!(
+            q.pop_due(1000, u64::MAX).is_none(),
+            "b is due at 5000, not 1000"
+        );
+        assert!(matches!(q.pop_due(5000, u64::MAX), Some(Fired::Once(_))));
+        assert!(q.cancel(c));
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn a_tcp_socket_and_a_pipe_end_arrive_with_their_bytes_and_work() {
     let fds_before = open_fds();
     let mut ev = EventLoop::new().unwrap();
     let (a, b) = UnixStream::pair().unwrap();
+    b.receive_fds(true);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (conn, _) = listener.accept().unwrap();
@@ -85,6 +86,7 @@ fn several_fds_in_one_write_and_untaken_fds_are_closed_with_the_stream() {
     let fds_before = open_fds();
     let mut ev = EventLoop::new().unwrap();
     let (a, b) = UnixStream::pair().unwrap();
+    b.receive_fds(true);
     let files: Vec<OwnedFd> = (0..3)
         .map(|_| std::fs::File::open("/dev/null").unwrap().into())
         .collect();
@@ -112,6 +114,7 @@ fn queued_writes_with_fds_keep_each_fd_with_its_bytes() {
     let _g = serial();
     let mut ev = EventLoop::new().unwrap();
     let (a, b) = UnixStream::pair().unwrap();
+    b.receive_fds(true);
     let filler = vec![b'.'; 64 * 1024];
     let mut filled = 0;
     while let Ok(n) = a.try_write(&filler) {
@@ -163,6 +166,7 @@ fn bad_fd_passing_input_is_refused_and_the_fds_are_closed() {
     let fds_before = open_fds();
     let mut ev = EventLoop::new().unwrap();
     let (a, b) = UnixStream::pair().unwrap();
+    b.receive_fds(true);
     let null = || -> OwnedFd { std::fs::File::open("/dev/null").unwrap().into() };
     let err = a
         .write_with_fds(&mut ev, b"", vec![null()], |_, _| panic!("never"))
@@ -192,6 +196,7 @@ fn passing_fds_to_a_vanished_peer_fails_with_epipe() {
     let fds_before = open_fds();
     let mut ev = EventLoop::new().unwrap();
     let (a, b) = UnixStream::pair().unwrap();
+    b.receive_fds(true);
     b.close(&mut ev);
     let got = Rc::new(Cell::new(None));
     let g = got.clone();
@@ -203,6 +208,54 @@ fn passing_fds_to_a_vanished_peer_fails_with_epipe() {
     ev.run().unwrap();
     assert_eq!(got.get(), Some(Some(libc::EPIPE)));
     a.close(&mut ev);
+    drop(ev);
+    assert_fds_back_to(fds_before);
+}
+
+/// Review finding: receiving fds is opt-in (libuv's IPC flag). Without it
+/// the kernel closes what a peer sends, so a server that never asked for
+/// fds cannot be made to hold them; with it, at most 1,024 wait.
+#[test]
+fn fds_are_received_only_when_asked_for_and_at_most_1024_wait() {
+    let _g = serial();
+    let fds_before = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    let (c, d) = UnixStream::pair().unwrap();
+    d.receive_fds(true);
+    // 5 writes of 253 fds each (1,265) to both receivers.
+    for _ in 0..5 {
+        for s in [&a, &c] {
+            let fds: Vec<OwnedFd> = (0..253)
+                .map(|_| std::fs::File::open("/dev/null").unwrap().into())
+                .collect();
+            s.write_with_fds(&mut ev, b"x", fds, |_, r| r.unwrap())
+                .unwrap();
+        }
+    }
+    let got = Rc::new(Cell::new((0, 0)));
+    for (s, slot) in [(&b, 0), (&d, 1)] {
+        let g = got.clone();
+        let mut bytes = 0;
+        s.read_start(&mut ev, move |ev, s, data| {
+            bytes += data.unwrap().len();
+            if bytes == 5 {
+                let mut v = g.get();
+                if slot == 0 {
+                    v.0 = s.pending_fds();
+                } else {
+                    v.1 = s.pending_fds();
+                }
+                g.set(v);
+                s.close(ev);
+            }
+        })
+        .unwrap();
+    }
+    ev.run().unwrap();
+    assert_eq!(got.get(), (0, 1024));
+    a.close(&mut ev);
+    c.close(&mut ev);
     drop(ev);
     assert_fds_back_to(fds_before);
 }

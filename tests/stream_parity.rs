@@ -11,6 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
 use common::{assert_fds_back_to, echo_server, open_fds, serial};
+use evloop::net::Stream;
 use evloop::net::{
     guess_kind, tcp, unix, FdKind, Pipe, TcpServer, TcpStream, UnixServer, UnixStream,
 };
@@ -540,4 +541,156 @@ fn gathered_writes_on_a_pipe_keep_order() {
     assert_eq!(tail, (0..5000).collect::<Vec<_>>());
     w.close(&mut ev);
     let _ = (std::io::stdout().flush(),);
+}
+
+/// Review finding (fixed): a write callback that writes again (with a callback) on a fd that
+/// takes the data at once is run by the *same* `finish_writes_now` loop that
+/// ran the previous callback (the new completion is pushed to `completed`,
+/// which that loop keeps popping). A self-re-writing callback therefore runs
+/// forever inside one ready callback: timers, IO and other threads starve
+/// (guarantee 4), and `done` does not run "on a later pass" as `write_with`
+/// documents. Before 5e4c8a5 each immediate completion went through its own
+/// `call_soon`, so it ran next pass.
+#[test]
+fn a_chain_of_writes_from_write_callbacks_cannot_starve_the_loop() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let pipe = Pipe::open(null).unwrap();
+    let writes = Rc::new(Cell::new(0u32));
+    let seen_by_timer = Rc::new(Cell::new(None));
+    fn again<K: 'static>(
+        ev: &mut EventLoop,
+        s: Stream<K>,
+        n: Rc<Cell<u32>>,
+        seen: Rc<Cell<Option<u32>>>,
+    ) {
+        if n.get() == 1 {
+            // Set from the first write callback: due at the very next pass.
+            let (n, seen) = (n.clone(), seen.clone());
+            ev.set_timeout(std::time::Duration::ZERO, move |_| seen.set(Some(n.get())));
+        }
+        if n.get() >= 200_000 {
+            s.close(ev);
+            return;
+        }
+        n.set(n.get() + 1);
+        let s2 = s.clone();
+        s.write_with(ev, b"x", move |ev, r| {
+            r.unwrap();
+            again(ev, s2, n, seen)
+        })
+        .unwrap();
+    }
+    again(&mut ev, pipe.clone(), writes.clone(), seen_by_timer.clone());
+    ev.run().unwrap();
+    let at_timer = seen_by_timer.get().unwrap();
+    assert!(
+        at_timer < 1_000,
+        "a zero-delay timer set in the first write callback only ran after {at_timer} \
+         chained write callbacks: one pass ran them all"
+    );
+}
+
+/// Same bug, smaller: a write completed from inside a write callback runs
+/// its `done` in the same pass, before a `call_soon` that was queued first.
+#[test]
+fn a_write_made_in_a_write_callback_completes_on_a_later_pass() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let pipe = Pipe::open(null).unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let (l, p) = (log.clone(), pipe.clone());
+    pipe.write_with(&mut ev, b"a", move |ev, _| {
+        l.borrow_mut().push("a done");
+        let l2 = l.clone();
+        ev.call_soon(move |_| l2.borrow_mut().push("soon queued in a's callback"));
+        let l3 = l.clone();
+        p.write_with(ev, b"b", move |_, _| l3.borrow_mut().push("b done"))
+            .unwrap();
+    })
+    .unwrap();
+    ev.run().unwrap();
+    assert_eq!(
+        *log.borrow(),
+        ["a done", "soon queued in a's callback", "b done"],
+        "b's done ran before a call_soon queued before b was written"
+    );
+}
+
+/// Review finding (fixed): `Pipe::open` documents "`InvalidInput` for a socket", but
+/// `refuse_socket` only refuses the kinds `guess_kind` names; a Unix datagram
+/// or seqpacket socket (`FdKind::Other`) is accepted as a Pipe, then driven
+/// with `read`/`write` (datagram boundaries and passed fds silently lost).
+#[test]
+fn pipe_open_refuses_unix_datagram_and_seqpacket_sockets() {
+    let _g = serial();
+    let (a, _b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    let r = Pipe::open(std::os::fd::OwnedFd::from(a));
+    assert_eq!(
+        r.as_ref().err().map(std::io::Error::kind),
+        Some(std::io::ErrorKind::InvalidInput),
+        "a datagram socket opened as a Pipe: {r:?}"
+    );
+    let (s, _t) =
+        socket2::Socket::pair(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None).unwrap();
+    let r = Pipe::open(std::os::fd::OwnedFd::from(s));
+    assert_eq!(
+        r.as_ref().err().map(std::io::Error::kind),
+        Some(std::io::ErrorKind::InvalidInput),
+        "a seqpacket socket opened as a Pipe: {r:?}"
+    );
+}
+
+/// Review finding (fixed): `guess_kind` (and so every `from_fd` constructor and
+/// `Pipe::open`) duplicates the fd just to `fstat` it. At the fd limit the
+/// dup fails with EMFILE, so a worker that just received a connection (its
+/// fd already counted) cannot adopt it: `TcpStream::from_fd` fails and
+/// closes the connection, although adopting it needs no new fd. Runs in a
+/// child process, since it lowers RLIMIT_NOFILE.
+#[test]
+fn from_fd_works_at_the_fd_limit() {
+    if std::env::var_os("EVLOOP_FD_LIMIT_CHILD").is_some() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        // Fill the table up to the limit.
+        let used = open_fds() as u64 + 1;
+        let lim = libc::rlimit {
+            rlim_cur: used,
+            rlim_max: 20000,
+        };
+        // SAFETY: setrlimit reads a valid rlimit; this child process is ours.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        let mut hold = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            hold.push(f);
+        }
+        let r = evloop::net::guess_kind(std::os::fd::AsFd::as_fd(&conn));
+        let r2 = evloop::net::TcpStream::from_fd(conn.into()).map(drop);
+        drop((hold, client, listener));
+        assert!(r.is_ok(), "guess_kind at the fd limit: {r:?}");
+        assert!(r2.is_ok(), "TcpStream::from_fd at the fd limit: {r2:?}");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "from_fd_works_at_the_fd_limit",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("EVLOOP_FD_LIMIT_CHILD", "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed:\n{text}");
 }

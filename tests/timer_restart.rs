@@ -294,3 +294,31 @@ fn cancellable_callbacks_keep_fifo_order_and_survive_self_cancel_and_panics() {
     ev.run().unwrap();
     assert_eq!(*order.borrow(), [1, 2, 3, 4]);
 }
+
+/// Review finding (fixed): a cancelled callback's place in the ready queue
+/// is not work: the loop is not alive and would not spin an embedder.
+#[test]
+fn a_cancelled_callback_does_not_keep_the_loop_alive() {
+    let mut ev = EventLoop::new().unwrap();
+    let id = ev.call_soon_cancellable(|_| unreachable!());
+    assert!(ev.is_alive());
+    assert!(ev.cancel_soon(id));
+    assert!(!ev.is_alive(), "nothing queued, pending or watched");
+    assert_eq!(
+        ev.backend_timeout(),
+        Some(Duration::ZERO),
+        "not alive: zero, by its docs"
+    );
+    ev.call_soon(|_| {});
+    let t = ev.set_timeout(ms(3_600_000), |_| {});
+    let id = ev.call_soon_cancellable(|_| unreachable!());
+    ev.cancel_soon(id);
+    ev.run_nowait().unwrap(); // runs the plain one and the cancelled place
+    assert!(ev.is_alive());
+    assert!(
+        ev.backend_timeout().unwrap() > ms(3_000_000),
+        "only the timer is left"
+    );
+    ev.clear_timer(t);
+    assert!(!ev.is_alive());
+}

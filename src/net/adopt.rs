@@ -8,7 +8,6 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileTypeExt;
 
 use socket2::{Domain, SockRef, Type};
 
@@ -43,17 +42,13 @@ pub enum FdKind {
 /// # Errors
 /// `EBADF` if it is not an open fd.
 pub fn guess_kind(fd: BorrowedFd<'_>) -> io::Result<FdKind> {
-    let meta = std::fs::File::from(fd.try_clone_to_owned()?).metadata()?;
-    let t = meta.file_type();
-    if !t.is_socket() {
-        return Ok(if t.is_fifo() {
-            FdKind::Pipe
-        } else if t.is_char_device() {
-            FdKind::CharDevice
-        } else if t.is_file() || t.is_dir() {
-            FdKind::File
-        } else {
-            FdKind::Other
+    let kind = crate::sys::file_mode(&fd)? & libc::S_IFMT;
+    if kind != libc::S_IFSOCK {
+        return Ok(match kind {
+            libc::S_IFIFO => FdKind::Pipe,
+            libc::S_IFCHR => FdKind::CharDevice,
+            libc::S_IFREG | libc::S_IFDIR => FdKind::File,
+            _ => FdKind::Other,
         });
     }
     let sock = SockRef::from(&fd);
@@ -147,17 +142,14 @@ impl UnixServer {
     }
 }
 
-/// Used by [`Pipe::open`](crate::net::Pipe::open): sockets have their own constructors.
+/// Used by [`Pipe::open`](crate::net::Pipe::open): every socket (stream,
+/// datagram, seqpacket) has other semantics than a byte pipe.
 pub(crate) fn refuse_socket(fd: &OwnedFd) -> io::Result<()> {
-    match guess_kind(fd.as_fd())? {
-        FdKind::TcpStream
-        | FdKind::TcpListener
-        | FdKind::UnixStream
-        | FdKind::UnixListener
-        | FdKind::Udp => Err(io::Error::new(
+    if crate::sys::file_mode(fd)? & libc::S_IFMT == libc::S_IFSOCK {
+        return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "evloop: a socket is not a Pipe (use TcpStream::from_fd, UnixStream::from_fd, ...)",
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok(())
 }

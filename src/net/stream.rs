@@ -148,6 +148,10 @@ struct PendingWrite {
     fds: Option<Box<[OwnedFd]>>,
 }
 
+/// Received fds kept for `take_fds` at most; more are closed (a peer cannot
+/// make us hold fds up to the limit).
+const MAX_PENDING_FDS: usize = 1024;
+
 /// Most queued writes gathered into one `writev`/`sendmsg`.
 const WRITES_PER_CALL: usize = 64;
 
@@ -170,7 +174,8 @@ struct Writes<K: 'static> {
 struct Inner<K: 'static> {
     fd: FdState,
     is_socket: bool,
-    /// A Unix socket: reads use `recvmsg` and collect passed fds.
+    /// Receiving fds was turned on (a Unix socket only): reads use `recvmsg`
+    /// and collect passed fds. Off, the kernel closes fds sent to us.
     passes_fds: bool,
     /// Fds received and not taken yet (see `UnixStream::take_fds`).
     received_fds: VecDeque<OwnedFd>,
@@ -247,12 +252,10 @@ impl<K> Stream<K> {
         if !is_socket {
             sys::ignore_sigpipe();
         }
-        let passes_fds =
-            is_socket && socket2::SockRef::from(&file).domain().ok() == Some(socket2::Domain::UNIX);
         let inner = Inner {
             fd: FdState::Open(StreamFd(Rc::new(file))),
             is_socket,
-            passes_fds,
+            passes_fds: false,
             received_fds: VecDeque::new(),
             watch: None,
             interest: Interest::NONE,
@@ -556,6 +559,11 @@ impl<K> Stream<K> {
         }
     }
 
+    /// Turns receiving passed fds on or off (see `UnixStream::receive_fds`).
+    pub(crate) fn set_passes_fds(&self, on: bool) {
+        self.inner.borrow_mut().passes_fds = on;
+    }
+
     /// Takes the fds received so far (see `UnixStream::take_fds`).
     pub(crate) fn take_received_fds(&self) -> Vec<OwnedFd> {
         self.inner.borrow_mut().received_fds.drain(..).collect()
@@ -815,7 +823,15 @@ impl<K> Stream<K> {
                 }
             };
             if !fds.is_empty() {
-                self.inner.borrow_mut().received_fds.extend(fds);
+                let mut i = self.inner.borrow_mut();
+                let room = MAX_PENDING_FDS.saturating_sub(i.received_fds.len());
+                if fds.len() > room {
+                    log::warn!(
+                        "evloop: {} fds received over a Unix socket closed: {MAX_PENDING_FDS} are waiting for take_fds already",
+                        fds.len() - room
+                    );
+                }
+                i.received_fds.extend(fds.into_iter().take(room));
             }
             match &result {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -927,7 +943,12 @@ impl<K> Stream<K> {
     }
 
     fn finish_writes_now(&self, ev: &mut EventLoop) {
-        loop {
+        // Only the completions waiting now: one that a callback adds (by
+        // writing again) runs on a later pass, through `schedule_finish`, so
+        // a chain of writes from write callbacks cannot starve the loop.
+        let mut left = self.inner.borrow().writes.completed.len();
+        while left > 0 {
+            left -= 1;
             let next = self.inner.borrow_mut().writes.completed.pop_front();
             let Some((done, result)) = next else { break };
             done(ev, result);
@@ -954,8 +975,11 @@ impl<K> Stream<K> {
             }
         }
         let shutting_down = {
+            // Completions added by the callbacks above run first (later).
             let i = self.inner.borrow();
-            i.writes.queue.is_empty() && matches!(i.writes.end, WriteEnd::ShuttingDown(_))
+            i.writes.queue.is_empty()
+                && i.writes.completed.is_empty()
+                && matches!(i.writes.end, WriteEnd::ShuttingDown(_))
         };
         if shutting_down {
             self.end_writing(ev, false);
@@ -1018,13 +1042,15 @@ fn send_queued(
     if queue.len() == 1 && front.fds.is_none() {
         return send(fd, is_socket, &front.data[front.written..]);
     }
-    let mut bufs = Vec::with_capacity(queue.len().min(WRITES_PER_CALL));
-    bufs.push(io::IoSlice::new(&front.data[front.written..]));
+    let mut bufs = [io::IoSlice::new(&[]); WRITES_PER_CALL];
+    bufs[0] = io::IoSlice::new(&front.data[front.written..]);
+    let mut count = 1;
     for w in queue.iter().skip(1).take(WRITES_PER_CALL - 1) {
         if w.fds.is_some() {
             break;
         }
-        bufs.push(io::IoSlice::new(&w.data));
+        bufs[count] = io::IoSlice::new(&w.data);
+        count += 1;
     }
     let fds: Vec<_> = front
         .fds
@@ -1032,7 +1058,7 @@ fn send_queued(
         .flat_map(|f| f.iter())
         .map(AsRawFd::as_raw_fd)
         .collect();
-    sys::send_vectored(&*fd.0, is_socket, &bufs, &fds)
+    sys::send_vectored(&*fd.0, is_socket, &bufs[..count], &fds)
 }
 
 /// One write to the fd: `send` with `MSG_NOSIGNAL` for a socket.

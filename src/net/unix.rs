@@ -73,7 +73,8 @@ impl UnixStream {
     /// Queues `data` with `fds` passed along (`SCM_RIGHTS`, as libuv's IPC
     /// pipes and Node's cluster module do): the peer receives duplicates of
     /// the fds with the first byte of `data` and takes them with
-    /// [`take_fds`](UnixStream::take_fds). Ours are closed once sent (dup
+    /// [`take_fds`](UnixStream::take_fds), once it turned
+    /// [`receive_fds`](UnixStream::receive_fds) on. Ours are closed once sent (dup
     /// one first to keep it). `done` runs as for
     /// [`write_with`](crate::net::Stream::write_with); on an error the fds
     /// are closed unsent.
@@ -88,6 +89,7 @@ impl UnixStream {
     /// use evloop::{net::UnixStream, EventLoop};
     /// let mut ev = EventLoop::new()?;
     /// let (a, b) = UnixStream::pair()?;
+    /// b.receive_fds(true);
     /// let file = std::fs::File::open("/dev/null")?;
     /// a.write_with_fds(&mut ev, b"f", vec![file.into()], |_, r| r.unwrap())?;
     /// b.read_start(&mut ev, |ev, b, data| {
@@ -117,6 +119,15 @@ impl UnixStream {
             ));
         }
         self.write_inner(ev, data, fds, Some(Box::new(done)))
+    }
+
+    /// Turns receiving passed fds on (or off again). Off by default, as for
+    /// libuv pipes not opened for IPC: the kernel then closes whatever fds
+    /// a peer sends, so a peer cannot make us hold fds we never asked for.
+    /// On, up to 1,024 received fds wait for [`take_fds`](UnixStream::take_fds);
+    /// more are closed, with a warning logged. Sending needs no switch.
+    pub fn receive_fds(&self, on: bool) {
+        self.set_passes_fds(on);
     }
 
     /// Takes the fds received so far, oldest first (libuv's
