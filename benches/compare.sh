@@ -177,3 +177,11 @@ text = "\n".join(lines) + "\n"
 print(text)
 open("benches/RESULTS.md", "w").write("# Benchmark results\n\n" + text)
 PY
+
+# The servers under real clients (redis-benchmark, wrk), appended to RESULTS.md.
+if [ -z "${NO_SERVERS:-}" ]; then
+  REPS=$REPS bash benches/servers.sh >/dev/null && {
+    printf '\n## Real clients\n\n' >>benches/RESULTS.md
+    cat target/bench/servers.md >>benches/RESULTS.md
+  }
+fi
