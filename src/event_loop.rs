@@ -19,25 +19,37 @@
 //! 8. in `run_once` only, after a wait that could block: time and timers
 //!    again, so a single blocking call runs the timer it waited for.
 //!
+//! Diagnostics ([`crate::diag`]) ride along: the pass decides once whether
+//! callbacks are timed (timeline on, or a slow-callback warning possible),
+//! and each callback then costs one branch on that decision. Under a manual
+//! clock, step 5 never sleeps for a timer: when nothing was runnable the
+//! clock jumps to the next deadline instead.
+//!
 //! Every callback runs on a fresh stack owned by the loop, never inside the
 //! call that scheduled it. Each is removed from its queue before it runs, so a
 //! panic unwinds out of `run()` with the loop consistent and the rest queued.
 
 use std::any::Any;
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::diag::clock::Clock;
+use crate::diag::trace::Recorder;
+use crate::diag::{AliveItem, AliveKind, AliveReport, CallbackKind, Diag, LoopMetrics, Site};
 use crate::handle::{LoopHandle, Post, Remote};
 use crate::io::Watchers;
 use crate::panic::{catch, PanicPolicy};
 use crate::pool::Pool;
 use crate::task::{Cancellable, ReadyQueue, SoonId};
-use crate::timer::{Callback, Fired, Refused, TimerId, TimerQueue};
+use crate::timer::{Call, Callback, Refused, TimerId, TimerQueue};
 
-/// Callbacks that keep the loop from polling this long are logged (warn).
-const SLOW_CALLBACKS: Duration = Duration::from_millis(100);
+/// Set once a loop took the `EVLOOP_TRACE` file: only the first loop made
+/// in a process records to it.
+static TRACE_ENV_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// How much of the loop one `run_mode` call runs (libuv's `uv_run_mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +89,9 @@ pub struct EventLoop {
     iterations: u64,
     /// Per-loop state of layers built on the loop, one value per type.
     layers: Vec<Box<dyn Any>>,
+    /// Metrics, slow-callback threshold, timeline.
+    pub(crate) diag: Diag,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -94,7 +109,50 @@ impl std::fmt::Debug for EventLoop {
 
 impl EventLoop {
     /// Creates a loop with its own OS poller.
+    ///
+    /// If the environment variable `EVLOOP_TRACE` names a file, the first
+    /// loop made in the process records its timeline there (see
+    /// [`start_trace`](EventLoop::start_trace)); a file that cannot be
+    /// created is logged (warn) and the loop runs without a timeline.
     pub fn new() -> io::Result<EventLoop> {
+        let mut ev = EventLoop::with_clock(Clock::Real)?;
+        if let Some(path) = std::env::var_os("EVLOOP_TRACE").filter(|p| !p.is_empty()) {
+            if !TRACE_ENV_TAKEN.swap(true, Ordering::Relaxed) {
+                if let Err(e) = ev.start_trace(&path) {
+                    log::warn!("evloop: EVLOOP_TRACE={}: {e}", path.to_string_lossy());
+                }
+            }
+        }
+        Ok(ev)
+    }
+
+    /// Creates a loop whose clock moves only when told to: by
+    /// [`advance`](EventLoop::advance), or, when a pass finds nothing
+    /// runnable and no pool job pending, by jumping to the next timer's
+    /// deadline instead of sleeping. An hour of timeouts runs in
+    /// milliseconds, in the same order as on the real clock (the same code
+    /// runs them; only the time source differs). IO, posts and the pool work
+    /// as usual beside it. The clock starts at the loop's creation time.
+    ///
+    /// `run_nowait` never jumps: with it and `advance`, a test moves time by
+    /// hand. See [`crate::diag`]'s clock notes for IO racing virtual timers.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut ev = evloop::EventLoop::with_manual_clock()?;
+    /// let start = ev.now();
+    /// ev.set_timeout(Duration::from_secs(3600), |ev| println!("an hour later"));
+    /// let real = std::time::Instant::now();
+    /// ev.run()?; // jumps to the timer
+    /// assert_eq!(ev.now() - start, Duration::from_secs(3600));
+    /// assert!(real.elapsed() < Duration::from_secs(60));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn with_manual_clock() -> io::Result<EventLoop> {
+        EventLoop::with_clock(Clock::Manual(0))
+    }
+
+    fn with_clock(clock: Clock) -> io::Result<EventLoop> {
         let now = Instant::now();
         log::debug!("evloop: new loop");
         Ok(EventLoop {
@@ -115,12 +173,25 @@ impl EventLoop {
             panics: PanicPolicy::default(),
             iterations: 0,
             layers: Vec::new(),
+            diag: Diag::default(),
+            clock,
         })
     }
 
     /// Queues `f` to run on a later pass, after every callback queued before it.
+    ///
+    /// Like every call that takes a callback, it records the caller's source
+    /// location as the callback's creation site (for the
+    /// [alive report](EventLoop::alive_report), the slow-callback warning and
+    /// the timeline).
+    #[track_caller]
     pub fn call_soon(&mut self, f: impl FnOnce(&mut EventLoop) + 'static) {
-        self.ready.push(Box::new(f));
+        self.ready.push(Box::new(f), Location::caller());
+    }
+
+    /// `call_soon` with an explicit creation site.
+    pub(crate) fn call_soon_at(&mut self, f: impl FnOnce(&mut EventLoop) + 'static, site: Site) {
+        self.ready.push(Box::new(f), site);
     }
 
     /// Runs `f` once, `delay` after the loop time [`now()`](EventLoop::now).
@@ -128,15 +199,19 @@ impl EventLoop {
     /// The timer never runs before `now() + delay`; timers with equal
     /// deadlines run in the order they were set. Any delay is accepted: huge
     /// ones (even `Duration::MAX`) saturate to "practically never".
+    #[track_caller]
     pub fn set_timeout(
         &mut self,
         delay: Duration,
         f: impl FnOnce(&mut EventLoop) + 'static,
     ) -> TimerId {
         let deadline = self.deadline_after(delay);
-        let id = self
-            .timers
-            .insert(deadline, duration_ns(delay), Callback::once(Box::new(f)));
+        let id = self.timers.insert(
+            deadline,
+            duration_ns(delay),
+            Callback::once(Box::new(f)),
+            Location::caller(),
+        );
         log::debug!("evloop: timeout {id:?} in {delay:?}");
         id
     }
@@ -147,15 +222,19 @@ impl EventLoop {
     /// call started, so a slow callback or a stalled loop delays the next call
     /// rather than running it twice in one pass. A zero period runs once per
     /// pass.
+    #[track_caller]
     pub fn set_interval(
         &mut self,
         period: Duration,
         f: impl FnMut(&mut EventLoop) + 'static,
     ) -> TimerId {
         let deadline = self.deadline_after(period);
-        let id = self
-            .timers
-            .insert(deadline, duration_ns(period), Callback::every(Box::new(f)));
+        let id = self.timers.insert(
+            deadline,
+            duration_ns(period),
+            Callback::every(Box::new(f)),
+            Location::caller(),
+        );
         log::debug!("evloop: interval {id:?} every {period:?}");
         id
     }
@@ -258,14 +337,16 @@ impl EventLoop {
     /// [`cancel_soon`](EventLoop::cancel_soon) takes the callback back before
     /// it runs (Node's `setImmediate`/`clearImmediate`). It runs in the same
     /// place in the queue as a `call_soon` made at this point would.
+    #[track_caller]
     pub fn call_soon_cancellable(&mut self, f: impl FnOnce(&mut EventLoop) + 'static) -> SoonId {
         let id = self.cancellable.insert(Box::new(f));
-        self.ready.push(Box::new(move |ev: &mut EventLoop| {
-            match ev.cancellable.take(id) {
+        self.ready.push(
+            Box::new(move |ev: &mut EventLoop| match ev.cancellable.take(id) {
                 Some(task) => task(ev),
                 None => ev.cancelled_in_ready -= 1, // cancelled: nothing to run
-            }
-        }));
+            }),
+            Location::caller(),
+        );
         id
     }
 
@@ -350,7 +431,7 @@ impl EventLoop {
 
     /// Refreshes the cached loop time from the clock.
     pub fn update_time(&mut self) {
-        self.now = Instant::now();
+        self.now = self.clock.now(self.epoch);
         self.now_ns = None;
     }
 
@@ -374,7 +455,9 @@ impl EventLoop {
     }
 
     /// A `Send + Sync` handle for posting work from other threads. It keeps
-    /// the loop alive until dropped or unref'd.
+    /// the loop alive until dropped or unref'd. The alive report names the
+    /// place this was called (or a clone made).
+    #[track_caller]
     pub fn handle(&self) -> LoopHandle {
         LoopHandle::new(self.remote.clone())
     }
@@ -416,8 +499,12 @@ impl EventLoop {
             return Some(Duration::ZERO);
         }
         self.timers.next_deadline().map(|deadline| {
-            let real = duration_ns(Instant::now().saturating_duration_since(self.epoch));
-            Duration::from_nanos(deadline.saturating_sub(real))
+            let clock = duration_ns(
+                self.clock
+                    .now(self.epoch)
+                    .saturating_duration_since(self.epoch),
+            );
+            Duration::from_nanos(deadline.saturating_sub(clock))
         })
     }
 
@@ -461,6 +548,8 @@ impl EventLoop {
     fn iterate(&mut self, mode: RunMode) -> io::Result<()> {
         self.iterations += 1;
         self.update_time();
+        self.diag.decide();
+        let pass_started = self.diag.recorder.is_some().then(Instant::now);
         log::trace!(
             "evloop: pass {} ready={} timers={} watchers={}",
             self.iterations,
@@ -470,49 +559,80 @@ impl EventLoop {
         );
         self.run_timers();
         self.run_ready();
-        // `now` was read at the start of this pass: no second clock read
-        // unless warnings are logged at all.
-        self.warn_if_slow(Some(self.now), "timer and ready callbacks");
         if self.stop_requested {
+            self.pass_done(pass_started);
             return Ok(());
         }
         self.timers.purge_stale_top(); // an exact next deadline for the timeout
-        let timeout = match mode {
+        let mut timeout = match mode {
             RunMode::NoWait => Some(Duration::ZERO),
             RunMode::Default | RunMode::Once => self.backend_timeout(),
         };
-        let blocked = timeout != Some(Duration::ZERO);
+        // A manual clock never sleeps for a timer: it polls without
+        // blocking, and jumps if that found nothing to do. A pending pool
+        // job's completion is on its way: wait for it instead.
+        let mut jump_to = None;
+        if matches!(self.clock, Clock::Manual(_)) && timeout.is_some_and(|t| !t.is_zero()) {
+            if self.pool.keeping_alive() > 0 {
+                timeout = None;
+            } else {
+                jump_to = self.timers.next_deadline().filter(|&d| d != u64::MAX);
+                timeout = jump_to.map(|_| Duration::ZERO);
+            }
+        }
+        let blocked = timeout != Some(Duration::ZERO) || jump_to.is_some();
+        let mut fired = 0;
         // Skip the poller when it could not block and nothing is watched:
         // posts are found through their flag. run_nowait always polls, so
         // that an embedding loop sees the backend fd drained.
         if blocked || mode == RunMode::NoWait || self.io.registered() > 0 {
             log::trace!("evloop: poll, timeout {timeout:?}");
-            let fired = self.poll_io(timeout)?;
+            let idle_from = (timeout != Some(Duration::ZERO)).then(Instant::now);
+            fired = self.poll_io(timeout)?;
+            if let Some(from) = idle_from {
+                let idle = from.elapsed();
+                self.diag.metrics.idle_ns += duration_ns(idle);
+                if let Some(rec) = &mut self.diag.recorder {
+                    rec.poll(from, idle);
+                }
+            }
             if fired > 0 {
-                let started = (log::max_level() >= log::LevelFilter::Warn).then(Instant::now);
                 self.dispatch_io();
-                self.warn_if_slow(started, "IO callbacks");
             }
         }
-        self.run_posts();
+        let posted = self.run_posts();
+        if let (Some(deadline), Clock::Manual(at)) = (jump_to, self.clock) {
+            if fired == 0 && posted == 0 && self.ready.is_empty() {
+                log::trace!("evloop: manual clock jumps to the next timer");
+                self.clock = Clock::Manual(at.max(deadline));
+            }
+        }
         if mode == RunMode::Once && blocked {
             self.update_time();
             self.run_timers();
         }
+        self.pass_done(pass_started);
         Ok(())
     }
 
-    /// Logs a warning if the callbacks run since `started` kept the loop
-    /// from polling for too long. One relaxed load when warnings are off.
-    fn warn_if_slow(&self, started: Option<Instant>, what: &str) {
-        if let Some(started) = started.filter(|_| log::max_level() >= log::LevelFilter::Warn) {
-            let took = started.elapsed();
-            if took >= SLOW_CALLBACKS {
-                log::warn!(
-                    "evloop: {what} of pass {} took {took:?}; the loop could not poll meanwhile",
-                    self.iterations
-                );
-            }
+    /// Ends a pass: its timeline event, if recording.
+    fn pass_done(&mut self, started: Option<Instant>) {
+        if let (Some(started), Some(rec)) = (started, &mut self.diag.recorder) {
+            rec.pass(self.iterations, started, started.elapsed());
+        }
+    }
+
+    /// Runs one callback, timed if this pass observes callbacks (the one
+    /// branch per callback that diagnostics cost when off).
+    #[inline]
+    fn run_callback(&mut self, kind: CallbackKind, site: Option<Site>, f: impl FnOnce(&mut Self)) {
+        if self.diag.observe {
+            let started = Instant::now();
+            f(self);
+            let pass = self.iterations;
+            self.diag.callback_done(kind, site, started, pass);
+        } else {
+            f(self);
         }
     }
 
@@ -523,17 +643,22 @@ impl EventLoop {
         let now = self.now_ns();
         let mark = self.timers.order_mark();
         while let Some(fired) = self.timers.pop_due(now, mark) {
-            match fired {
-                Fired::Once(f) => {
+            self.diag
+                .metrics
+                .timer_ran(now.saturating_sub(fired.deadline));
+            let site = fired.site;
+            match fired.call {
+                Call::Once(f) => {
                     log::trace!("evloop: run timeout");
-                    if let Err(p) = catch(|| f(self)) {
+                    if let Err(p) = catch(|| self.run_callback(CallbackKind::Timer, site, f)) {
                         self.panicked(p);
                     }
                 }
-                Fired::Every(id, mut interval) => {
+                Call::Every(id, mut interval) => {
                     log::trace!("evloop: run interval {id:?}");
                     let started = self.now_ns();
-                    let result = catch(|| interval(self));
+                    let result =
+                        catch(|| self.run_callback(CallbackKind::Timer, site, |ev| interval(ev)));
                     // Dropped here if the interval was cleared while it ran.
                     drop(self.timers.rearm(id, interval, started));
                     if let Err(p) = result {
@@ -551,8 +676,11 @@ impl EventLoop {
             let result = catch(|| {
                 while left > 0 {
                     left -= 1;
-                    let Some(task) = self.ready.pop() else { break };
-                    task(self);
+                    let Some((task, site)) = self.ready.pop() else {
+                        break;
+                    };
+                    self.diag.metrics.ready_callbacks += 1;
+                    self.run_callback(CallbackKind::Ready, Some(site), task);
                 }
             });
             if let Err(p) = result {
@@ -561,32 +689,219 @@ impl EventLoop {
         }
     }
 
-    fn run_posts(&mut self) {
+    /// Runs the posts queued when it began; returns how many.
+    fn run_posts(&mut self) -> usize {
         self.remote.take_posts(&mut self.post_buf);
         if !self.post_buf.is_empty() {
-            for post in self.post_buf.drain(..) {
-                self.posted.push(post);
+            for (post, site) in self.post_buf.drain(..) {
+                self.posted.push(post, site);
             }
         }
-        let mut left = self.posted.len();
+        let count = self.posted.len();
+        let mut left = count;
         while left > 0 {
             let result = catch(|| {
                 while left > 0 {
                     left -= 1;
-                    let Some(task) = self.posted.pop() else { break };
-                    task(self);
+                    let Some((task, site)) = self.posted.pop() else {
+                        break;
+                    };
+                    self.diag.metrics.posted_callbacks += 1;
+                    self.run_callback(CallbackKind::Posted, Some(site), task);
                 }
             });
             if let Err(p) = result {
                 self.panicked(p);
             }
         }
+        count
+    }
+}
+
+/// Diagnostics: the alive report, metrics, slow callbacks, the timeline and
+/// the manual clock (see [`crate::diag`]).
+impl EventLoop {
+    /// Everything that exists in the loop and whether it keeps the loop
+    /// alive: queued callbacks (counted), each timer, watcher, pool job and
+    /// [`LoopHandle`], with its id, ref state and the source location where
+    /// it was created. `Display` prints it as a table; see `examples/why_alive.rs`.
+    ///
+    /// ```
+    /// let mut ev = evloop::EventLoop::new()?;
+    /// ev.set_timeout(std::time::Duration::from_secs(60), |_| {});
+    /// let report = ev.alive_report();
+    /// assert_eq!(report.items.len(), 1);
+    /// assert_eq!(report.items[0].site.unwrap().file(), file!());
+    /// println!("{report}");
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn alive_report(&self) -> AliveReport {
+        let now = duration_ns(self.now.saturating_duration_since(self.epoch));
+        let mut items = Vec::new();
+        for t in self.timers.list() {
+            let kind = if t.interval {
+                AliveKind::Interval
+            } else {
+                AliveKind::Timeout
+            };
+            let detail = match t.deadline {
+                None => "running".to_string(),
+                Some(u64::MAX) => "due never".to_string(),
+                Some(d) if d <= now => "due now".to_string(),
+                Some(d) => format!("due in {:?}", Duration::from_nanos(d - now)),
+            };
+            items.push(AliveItem {
+                kind,
+                label: kind.label(),
+                id: t.id.to_u64().unwrap_or(0),
+                keeps_alive: t.keeps_alive,
+                site: t.site,
+                detail,
+            });
+        }
+        for w in self.io.list() {
+            let mut detail = format!("fd {}", w.fd);
+            match (w.interest.readable, w.interest.writable) {
+                (true, true) => detail.push_str(", readable+writable"),
+                (true, false) => detail.push_str(", readable"),
+                (false, true) => detail.push_str(", writable"),
+                (false, false) => detail.push_str(", paused"),
+            }
+            if w.parked {
+                detail.push_str(", parked (hung up)");
+            }
+            items.push(AliveItem {
+                kind: AliveKind::Watcher,
+                label: w.label,
+                id: w.id.to_u64().unwrap_or(0),
+                keeps_alive: w.keeps_alive,
+                site: Some(w.site),
+                detail,
+            });
+        }
+        for (id, site) in self.pool.list() {
+            items.push(AliveItem {
+                kind: AliveKind::PoolJob,
+                label: AliveKind::PoolJob.label(),
+                id: id.to_u64().unwrap_or(0),
+                keeps_alive: true,
+                site: Some(site),
+                detail: "queued or running".to_string(),
+            });
+        }
+        for h in self.remote.list_handles() {
+            items.push(AliveItem {
+                kind: AliveKind::Handle,
+                label: AliveKind::Handle.label(),
+                id: h.number,
+                keeps_alive: h.keeps_alive,
+                site: Some(h.site),
+                detail: String::new(),
+            });
+        }
+        AliveReport {
+            queued_callbacks: self.ready.len(),
+            posted_callbacks: self.posted.len() + self.remote.posts_waiting(),
+            items,
+        }
+    }
+
+    /// What the loop has done so far: passes, callbacks run by kind, IO
+    /// events, time idle in the poller and how late timers ran. Counting is
+    /// always on; this call copies it out (and walks a 4 KiB histogram).
+    pub fn metrics(&self) -> LoopMetrics {
+        self.diag.metrics.snapshot(self.iterations)
+    }
+
+    /// Sets how long a callback may run before a warning is logged (through
+    /// `log`, at `warn`) naming its kind, creation site and duration; `None`
+    /// turns the warning off. The default is 100 ms (asyncio's debug-mode
+    /// default). Callbacks are timed only while a logger accepts warnings or
+    /// the timeline records.
+    pub fn set_slow_callback_threshold(&mut self, threshold: Option<Duration>) {
+        self.diag.slow = threshold;
+    }
+
+    /// The slow-callback threshold (`None`: no warning).
+    pub fn slow_callback_threshold(&self) -> Option<Duration> {
+        self.diag.slow
+    }
+
+    /// Starts recording the loop's timeline to `path`, as a Chrome
+    /// trace-event JSON file (open it in Perfetto or `chrome://tracing`):
+    /// each pass, each blocking poll, and each callback with its kind and
+    /// creation site. The file is complete when the recording stops
+    /// ([`stop_trace`](EventLoop::stop_trace), or the loop's drop).
+    /// `EVLOOP_TRACE=out.json` starts one for the first loop of a process.
+    ///
+    /// # Errors
+    /// `AlreadyExists` if a recording is on; the error of creating `path`.
+    pub fn start_trace(&mut self, path: impl AsRef<Path>) -> io::Result<()> {
+        if let Some(rec) = &self.diag.recorder {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "evloop: the timeline is already being recorded to {}",
+                    rec.path().display()
+                ),
+            ));
+        }
+        let rec = Recorder::create(path.as_ref())?;
+        log::debug!("evloop: recording the timeline to {}", rec.path().display());
+        self.diag.recorder = Some(Box::new(rec));
+        Ok(())
+    }
+
+    /// Stops the timeline recording and completes its file. `Ok(false)` if
+    /// none was on.
+    ///
+    /// # Errors
+    /// The first error writing the file (recording stopped at it).
+    pub fn stop_trace(&mut self) -> io::Result<bool> {
+        match self.diag.recorder.take() {
+            Some(rec) => rec.finish().map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// True while a timeline is being recorded.
+    pub fn is_tracing(&self) -> bool {
+        self.diag.recorder.is_some()
+    }
+
+    /// Moves a manual clock forward by `by` (see
+    /// [`with_manual_clock`](EventLoop::with_manual_clock)). The loop time
+    /// [`now()`](EventLoop::now) follows at the start of the next pass, or
+    /// at [`update_time`](EventLoop::update_time); timers due by then run
+    /// in that pass, in deadline order.
+    ///
+    /// # Errors
+    /// `InvalidInput` on a loop with the real clock.
+    pub fn advance(&mut self, by: Duration) -> io::Result<()> {
+        match self.clock {
+            Clock::Manual(ns) => {
+                self.clock = Clock::Manual(ns.saturating_add(duration_ns(by)));
+                Ok(())
+            }
+            Clock::Real => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "evloop: advance needs a loop made with EventLoop::with_manual_clock",
+            )),
+        }
+    }
+
+    /// True for a loop made with [`with_manual_clock`](EventLoop::with_manual_clock).
+    pub fn has_manual_clock(&self) -> bool {
+        matches!(self.clock, Clock::Manual(_))
     }
 }
 
 impl Drop for EventLoop {
     fn drop(&mut self) {
         log::debug!("evloop: drop loop");
+        if let Err(e) = self.stop_trace() {
+            log::warn!("evloop: finishing the timeline: {e}");
+        }
         // Refuse new posts first, so a destructor that posts gets `Err(Closed)`.
         let posts = self.remote.close();
         drop(posts);

@@ -14,14 +14,25 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use polling::Poller;
 
+use slab::Slab;
+
+use crate::diag::Site;
 use crate::EventLoop;
 
-/// A closure posted from another thread.
-pub(crate) type Post = Box<dyn FnOnce(&mut EventLoop) + Send>;
+/// A closure posted from another thread, with where it was posted.
+pub(crate) type Post = (Box<dyn FnOnce(&mut EventLoop) + Send>, Site);
 
 struct Posts {
     queue: Vec<Post>,
     closed: bool,
+}
+
+/// A live handle, as the alive report lists it.
+#[derive(Clone, Copy)]
+pub(crate) struct HandleInfo {
+    pub(crate) number: u64,
+    pub(crate) site: Site,
+    pub(crate) keeps_alive: bool,
 }
 
 /// The part of a loop that other threads may touch.
@@ -32,6 +43,9 @@ pub(crate) struct Remote {
     has_posts: AtomicBool,
     /// Handles (and other cross-thread work) that keep the loop alive.
     keep_alive: AtomicUsize,
+    /// Every live handle (clones included), for the alive report. Locked
+    /// only when a handle is made, dropped or ref'd, never per post.
+    handles: Mutex<(Slab<HandleInfo>, u64)>,
 }
 
 impl Remote {
@@ -44,6 +58,7 @@ impl Remote {
             }),
             has_posts: AtomicBool::new(false),
             keep_alive: AtomicUsize::new(0),
+            handles: Mutex::new((Slab::new(), 0)),
         })
     }
 
@@ -55,7 +70,7 @@ impl Remote {
 
     /// Queues `f` for the loop thread and wakes the loop if the queue was
     /// empty. Hands `f` back if the loop is closed.
-    pub(crate) fn post<F>(&self, f: F) -> Result<(), F>
+    pub(crate) fn post<F>(&self, f: F, site: Site) -> Result<(), F>
     where
         F: FnOnce(&mut EventLoop) + Send + 'static,
     {
@@ -64,7 +79,7 @@ impl Remote {
             return Err(f);
         }
         let was_empty = posts.queue.is_empty();
-        posts.queue.push(Box::new(f));
+        posts.queue.push((Box::new(f), site));
         if was_empty {
             self.has_posts.store(true, Ordering::Release);
         }
@@ -105,6 +120,42 @@ impl Remote {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
+    }
+
+    fn handles(&self) -> MutexGuard<'_, (Slab<HandleInfo>, u64)> {
+        // Slab operations cannot panic halfway: a poisoned lock is consistent.
+        self.handles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add_handle(&self, site: Site, keeps_alive: bool) -> usize {
+        let mut h = self.handles();
+        h.1 += 1;
+        let number = h.1;
+        h.0.insert(HandleInfo {
+            number,
+            site,
+            keeps_alive,
+        })
+    }
+
+    fn remove_handle(&self, slot: usize) {
+        self.handles().0.try_remove(slot);
+    }
+
+    fn set_handle_ref(&self, slot: usize, keeps_alive: bool) {
+        if let Some(info) = self.handles().0.get_mut(slot) {
+            info.keeps_alive = keeps_alive;
+        }
+    }
+
+    /// Every live handle.
+    pub(crate) fn list_handles(&self) -> Vec<HandleInfo> {
+        self.handles().0.iter().map(|(_, h)| *h).collect()
+    }
+
+    /// Posted closures not yet taken by the loop.
+    pub(crate) fn posts_waiting(&self) -> usize {
+        self.lock().queue.len()
     }
 
     pub(crate) fn keeping_alive(&self) -> usize {
@@ -157,7 +208,6 @@ impl std::error::Error for Closed {}
 /// ev.run()?;
 /// # std::io::Result::Ok(())
 /// ```
-#[derive(Clone)]
 pub struct LoopHandle {
     token: KeepAlive,
 }
@@ -166,9 +216,12 @@ pub struct LoopHandle {
 struct KeepAlive {
     remote: Arc<Remote>,
     refd: bool,
+    /// Its entry in the remote's list of handles.
+    slot: usize,
 }
 
 impl Clone for KeepAlive {
+    #[track_caller]
     fn clone(&self) -> Self {
         if self.refd {
             self.remote.add_keep_alive();
@@ -176,23 +229,44 @@ impl Clone for KeepAlive {
         KeepAlive {
             remote: self.remote.clone(),
             refd: self.refd,
+            slot: self
+                .remote
+                .add_handle(std::panic::Location::caller(), self.refd),
         }
     }
 }
 
 impl Drop for KeepAlive {
     fn drop(&mut self) {
+        self.remote.remove_handle(self.slot);
         if self.refd {
             self.remote.release_keep_alive();
         }
     }
 }
 
+/// A clone is a new handle, created where `clone` is called (the alive
+/// report names that place).
+impl Clone for LoopHandle {
+    #[track_caller]
+    fn clone(&self) -> Self {
+        LoopHandle {
+            token: self.token.clone(),
+        }
+    }
+}
+
 impl LoopHandle {
+    #[track_caller]
     pub(crate) fn new(remote: Arc<Remote>) -> LoopHandle {
         remote.add_keep_alive();
+        let slot = remote.add_handle(std::panic::Location::caller(), true);
         LoopHandle {
-            token: KeepAlive { remote, refd: true },
+            token: KeepAlive {
+                remote,
+                refd: true,
+                slot,
+            },
         }
     }
 
@@ -202,19 +276,22 @@ impl LoopHandle {
     ///
     /// Posts from one thread run in the order they were made. Returns
     /// `Err(Closed)` (and drops `f`) if the loop was dropped.
+    #[track_caller]
     pub fn call_soon(&self, f: impl FnOnce(&mut EventLoop) + Send + 'static) -> Result<(), Closed> {
         // On failure `f` drops here, outside the queue's lock: its destructor
         // may post again.
-        self.token.remote.post(f).map_err(|_| Closed)
+        let site = std::panic::Location::caller();
+        self.token.remote.post(f, site).map_err(|_| Closed)
     }
 
     /// As [`call_soon`](LoopHandle::call_soon), but hands `f` back, undropped,
     /// if the loop is gone.
+    #[track_caller]
     pub fn try_call_soon<F>(&self, f: F) -> Result<(), F>
     where
         F: FnOnce(&mut EventLoop) + Send + 'static,
     {
-        self.token.remote.post(f)
+        self.token.remote.post(f, std::panic::Location::caller())
     }
 
     /// Sets whether this handle keeps the loop alive (it does by default).
@@ -226,6 +303,7 @@ impl LoopHandle {
             _ => {}
         }
         t.refd = keep_alive;
+        t.remote.set_handle_ref(t.slot, keep_alive);
     }
 
     /// Whether this handle keeps the loop alive.

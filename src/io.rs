@@ -42,6 +42,7 @@ use std::time::Duration;
 use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
 
+use crate::diag::{CallbackKind, Site};
 use crate::id::Key;
 use crate::panic::catch;
 use crate::{sys, EventLoop};
@@ -143,6 +144,9 @@ struct Entry {
     changes: u32,
     /// `None` while its callback runs.
     body: Option<Box<dyn Body>>,
+    /// Where it was created, and what it serves (for the alive report).
+    site: Site,
+    label: &'static str,
 }
 
 impl Entry {
@@ -161,6 +165,18 @@ struct Dispatch {
     /// A hang-up or error delivered with nothing left to read.
     final_delivery: bool,
     fd: RawFd,
+    site: Site,
+}
+
+/// A watcher, as the alive report lists it.
+pub(crate) struct WatcherInfo {
+    pub(crate) id: WatchId,
+    pub(crate) fd: RawFd,
+    pub(crate) interest: Interest,
+    pub(crate) keeps_alive: bool,
+    pub(crate) parked: bool,
+    pub(crate) site: Site,
+    pub(crate) label: &'static str,
 }
 
 /// The loop's table of watchers.
@@ -236,6 +252,7 @@ impl Watchers {
         fd: RawFd,
         interest: Interest,
         body: Box<dyn Body>,
+        site: Site,
     ) -> io::Result<WatchId> {
         if self.fds.contains(&fd) {
             return Err(io::Error::new(
@@ -253,6 +270,8 @@ impl Watchers {
             parked: false,
             changes: 0,
             body: Some(body),
+            site,
+            label: "watcher",
         });
         let id = WatchId(Key::new(slot, serial));
         let result = if interest.is_none() {
@@ -377,6 +396,19 @@ impl Watchers {
             .expect("type checked above"))
     }
 
+    /// Every watcher, for the alive report.
+    pub(crate) fn list(&self) -> impl Iterator<Item = WatcherInfo> + '_ {
+        self.entries.iter().map(|(slot, e)| WatcherInfo {
+            id: WatchId(Key::new(slot, e.serial)),
+            fd: e.fd,
+            interest: e.interest,
+            keeps_alive: e.keeps_alive(),
+            parked: e.parked,
+            site: e.site,
+            label: e.label,
+        })
+    }
+
     /// Deregisters everything (the loop is being dropped).
     pub(crate) fn clear(&mut self, poller: &Poller) {
         for (_, entry) in self.entries.iter() {
@@ -437,6 +469,7 @@ impl Watchers {
             changes: entry.changes,
             final_delivery: (r.hangup || r.error) && sys::bytes_to_read(entry.fd) == 0,
             fd: entry.fd,
+            site: entry.site,
         })
     }
 
@@ -495,6 +528,9 @@ impl EventLoop {
     /// ev.run()
     /// # }
     /// ```
+    /// The call's source location is recorded as the watcher's creation site
+    /// (see [`alive_report`](EventLoop::alive_report)).
+    #[track_caller]
     pub fn watch<S, F>(&mut self, source: S, interest: Interest, callback: F) -> io::Result<WatchId>
     where
         S: AsFd + 'static,
@@ -506,6 +542,7 @@ impl EventLoop {
             fd,
             interest,
             Box::new(Owned { source, callback }),
+            std::panic::Location::caller(),
         )
     }
 
@@ -520,6 +557,7 @@ impl EventLoop {
     ///
     /// # Errors
     /// As [`watch`](EventLoop::watch); `EBADF` for a negative fd.
+    #[track_caller]
     pub unsafe fn watch_raw_fd<F>(
         &mut self,
         fd: RawFd,
@@ -537,8 +575,31 @@ impl EventLoop {
             source: fd,
             callback: move |ev: &mut EventLoop, fd: &mut RawFd, r| callback(ev, *fd, r),
         };
+        let site = std::panic::Location::caller();
         self.io
-            .insert(&self.remote.poller, fd, interest, Box::new(body))
+            .insert(&self.remote.poller, fd, interest, Box::new(body), site)
+    }
+
+    /// Names what a watcher serves and where it was created, for the
+    /// [`alive_report`](EventLoop::alive_report), the slow-callback warning
+    /// and the timeline. Layers built on [`watch`](EventLoop::watch) call it
+    /// so that their user's call site is named rather than their own: evloop's
+    /// streams, servers, children, signals and UDP sockets do. `label` is a
+    /// short kind such as `"stream"`; by default a watcher is `"watcher"`,
+    /// created where `watch` was called.
+    ///
+    /// # Errors
+    /// `NotFound` for a stale id.
+    pub fn label_watch(
+        &mut self,
+        id: WatchId,
+        label: &'static str,
+        site: &'static std::panic::Location<'static>,
+    ) -> io::Result<()> {
+        let entry = self.io.get(id).ok_or_else(|| unknown_watcher(id))?;
+        entry.label = label;
+        entry.site = site;
+        Ok(())
     }
 
     /// Changes what a watcher waits for; also re-arms a parked watcher.
@@ -595,13 +656,24 @@ impl EventLoop {
     /// Runs the callbacks of the watchers the last poll found ready.
     pub(crate) fn dispatch_io(&mut self) {
         let fired = std::mem::take(&mut self.io.fired);
+        self.diag.metrics.io_events += fired.len() as u64;
         for &(key, readiness) in &fired {
             let Some(mut d) = self.io.begin(key, readiness) else {
                 continue;
             };
             log::trace!("evloop: io {:?} fd {} {:?}", d.id, d.fd, d.readiness);
+            self.diag.metrics.io_callbacks += 1;
             let r = d.readiness;
-            let result = catch(|| d.body.fire(self, r));
+            let result = if self.diag.observe {
+                let (site, started) = (d.site, std::time::Instant::now());
+                let result = catch(|| d.body.fire(self, r));
+                let pass = self.iterations();
+                self.diag
+                    .callback_done(CallbackKind::Io, Some(site), started, pass);
+                result
+            } else {
+                catch(|| d.body.fire(self, r))
+            };
             self.io.end(&self.remote.poller, d);
             if let Err(p) = result {
                 self.panicked(p);

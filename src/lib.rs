@@ -174,6 +174,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod combinators;
+pub mod diag;
 mod error;
 mod event_loop;
 mod ffi;
@@ -191,6 +192,7 @@ mod task;
 mod timer;
 
 pub use combinators::{gather, Completion};
+pub use diag::{AliveItem, AliveKind, AliveReport, LoopMetrics};
 pub use error::ErrorContext;
 pub use event_loop::{EventLoop, RunMode};
 pub use handle::{Closed, LoopHandle};

@@ -28,6 +28,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use slab::Slab;
 
+use crate::diag::Site;
 use crate::handle::Remote;
 use crate::id::Key;
 use crate::panic::catch;
@@ -118,7 +119,8 @@ impl WorkQueue {
 
 /// The loop's side of the pool.
 pub(crate) struct Pool {
-    pending: Slab<(u64, Done)>,
+    /// Jobs whose `done` has not run: serial, `done`, where it was spawned.
+    pending: Slab<(u64, Done, Site)>,
     next_serial: u64,
     size: usize,
     threads: usize,
@@ -157,16 +159,30 @@ impl Pool {
     }
 
     /// Files `done` as a pending job's callback; the job gets the id.
-    fn add(&mut self, done: Done) -> JobId {
+    fn add(&mut self, done: Done, site: Site) -> JobId {
         let serial = self.next_serial;
         self.next_serial += 1;
-        JobId(Key::new(self.pending.insert((serial, done)), serial))
+        JobId(Key::new(self.pending.insert((serial, done, site)), serial))
+    }
+
+    /// Every pending job and where it was spawned, for the alive report.
+    pub(crate) fn list(&self) -> impl Iterator<Item = (JobId, Site)> + '_ {
+        self.pending
+            .iter()
+            .map(|(slot, (serial, _, site))| (JobId(Key::new(slot, *serial)), *site))
+    }
+
+    fn site(&self, id: JobId) -> Option<Site> {
+        match self.pending.get(id.0.slot as usize) {
+            Some((serial, _, site)) if *serial == id.0.serial => Some(*site),
+            _ => None,
+        }
     }
 
     /// Takes a pending job's callback out (when it finished or failed).
     fn take(&mut self, id: JobId) -> Option<Done> {
         match self.pending.get(id.0.slot as usize) {
-            Some((serial, _)) if *serial == id.0.serial => {
+            Some((serial, ..)) if *serial == id.0.serial => {
                 Some(self.pending.remove(id.0.slot as usize).1)
             }
             _ => None,
@@ -175,7 +191,7 @@ impl Pool {
 
     fn status(&self, id: JobId) -> JobStatus {
         match self.pending.get(id.0.slot as usize) {
-            Some((serial, _)) if *serial == id.0.serial => JobStatus::Pending,
+            Some((serial, ..)) if *serial == id.0.serial => JobStatus::Pending,
             _ if (1..self.next_serial).contains(&id.0.serial) => JobStatus::Finished,
             _ => JobStatus::Unknown,
         }
@@ -279,6 +295,10 @@ impl EventLoop {
     /// Fails only if no pool thread is running and none can be started; the
     /// job then never runs, nor does `done`. (If threads are running, one
     /// that cannot be added is logged and the job waits for them.)
+    ///
+    /// The call's source location is recorded as the job's creation site
+    /// (see [`alive_report`](EventLoop::alive_report)).
+    #[track_caller]
     pub fn spawn_blocking<T, W, D>(&mut self, work: W, done: D) -> io::Result<JobId>
     where
         T: Send + 'static,
@@ -292,7 +312,8 @@ impl EventLoop {
             });
             done(ev, typed)
         });
-        let id = self.pool.add(done);
+        let site = std::panic::Location::caller();
+        let id = self.pool.add(done, site);
         // Weak: a job still running when the loop is dropped must not keep
         // the loop's poller (and its fds) alive.
         let remote: Weak<Remote> = Arc::downgrade(&self.remote);
@@ -304,7 +325,7 @@ impl EventLoop {
             };
             // None or Err: the loop is gone; the outcome drops here.
             if let Some(remote) = remote.upgrade() {
-                let _ = remote.post(move |ev: &mut EventLoop| ev.finish_job(id, outcome));
+                let _ = remote.post(move |ev: &mut EventLoop| ev.finish_job(id, outcome), site);
             }
         });
         if let Err(e) = self.pool.submit(id.0.serial, work) {
@@ -322,6 +343,7 @@ impl EventLoop {
     ///
     /// # Errors
     /// As `spawn_blocking`; `done` then never runs.
+    #[track_caller]
     pub fn spawn_blocking_io<T, W, D>(&mut self, work: W, done: D) -> io::Result<JobId>
     where
         T: Send + 'static,
@@ -341,7 +363,8 @@ impl EventLoop {
             return false;
         }
         log::debug!("evloop: job {id:?} cancelled");
-        self.call_soon(move |ev| ev.finish_job(id, Err(JobError::Cancelled)));
+        let site = self.pool.site(id).unwrap_or(crate::diag::here());
+        self.call_soon_at(move |ev| ev.finish_job(id, Err(JobError::Cancelled)), site);
         true
     }
 

@@ -26,12 +26,19 @@
 //! - A [`TimerId`] carries the slab slot plus a serial number that is never
 //!   reused, so a stale id can never clear a newer timer that took its slot.
 //!
+//! - The entry also names where the timer was set (for the alive report, the
+//!   slow-callback warning and the timeline): a 16-bit index into the
+//!   queue's [`SiteTable`], in the enum's tag word beside the node tag, where
+//!   there were spare bytes. An 8-byte `&Location` would have grown the
+//!   entry to 56 bytes, 8 MB more for a million timers.
+//!
 //! One pending timer costs 24 bytes of heap node plus one slab entry (48 bytes)
 //! beside its boxed closure; memory is given back as timers are cleared.
 //! A stale node stays until the next rebuild or until popped.
 
 use slab::Slab;
 
+use crate::diag::{Site, SiteIndex, SiteTable};
 use crate::id::Key;
 use crate::EventLoop;
 
@@ -52,35 +59,62 @@ pub(crate) type IntervalBox = Box<dyn FnMut(&mut EventLoop)>;
 /// nodes of the slot with other tags are stale). 32 bits are exact because
 /// a forced rebuild every 2^31 tags drops stale nodes and re-tags live ones
 /// (see [`REBUILD_EVERY`]); they fit in the enum's tag word, which keeps the
-/// entry at 48 bytes.
+/// entry at 48 bytes; so does `site`, the index of where it was set.
 pub(crate) enum Callback {
     Once {
         f: OnceBox,
         node: u32,
+        site: SiteIndex,
     },
     Every {
         f: IntervalBox,
         node: u32,
+        site: SiteIndex,
     },
     /// An interval whose closure is out being called right now (no node).
-    Running,
+    Running { site: SiteIndex },
 }
 
 impl Callback {
-    /// A new one-shot timer's callback (its node is set when pushed).
+    /// A new one-shot timer's callback (its node and site are set by
+    /// [`TimerQueue::insert`]).
     pub(crate) fn once(f: OnceBox) -> Callback {
-        Callback::Once { f, node: 0 }
+        Callback::Once {
+            f,
+            node: 0,
+            site: SiteTable::UNKNOWN,
+        }
     }
 
     /// A new interval's callback.
     pub(crate) fn every(f: IntervalBox) -> Callback {
-        Callback::Every { f, node: 0 }
+        Callback::Every {
+            f,
+            node: 0,
+            site: SiteTable::UNKNOWN,
+        }
     }
 
     fn node(&self) -> Option<u32> {
         match self {
             Callback::Once { node, .. } | Callback::Every { node, .. } => Some(*node),
-            Callback::Running => None,
+            Callback::Running { .. } => None,
+        }
+    }
+
+    fn site(&self) -> SiteIndex {
+        match self {
+            Callback::Once { site, .. }
+            | Callback::Every { site, .. }
+            | Callback::Running { site } => *site,
+        }
+    }
+
+    fn set_site(&mut self, to: SiteIndex) {
+        match self {
+            Callback::Once { site, .. }
+            | Callback::Every { site, .. }
+            | Callback::Running { site } => *site = to,
         }
     }
 }
@@ -133,10 +167,28 @@ impl Node {
     }
 }
 
-/// What [`TimerQueue::pop_due`] hands to the loop.
-pub(crate) enum Fired {
+/// What [`TimerQueue::pop_due`] hands to the loop: the closure, where the
+/// timer was set, and its deadline (how late it runs is the loop's lag).
+pub(crate) struct Fired {
+    pub(crate) call: Call,
+    pub(crate) site: Option<Site>,
+    pub(crate) deadline: u64,
+}
+
+/// The closure of a due timer.
+pub(crate) enum Call {
     Once(OnceBox),
     Every(TimerId, IntervalBox),
+}
+
+/// A pending timer, as the alive report lists it.
+pub(crate) struct TimerInfo {
+    pub(crate) id: TimerId,
+    pub(crate) interval: bool,
+    pub(crate) keeps_alive: bool,
+    pub(crate) site: Option<Site>,
+    /// `None` while an interval's callback runs.
+    pub(crate) deadline: Option<u64>,
 }
 
 /// Why a timer operation on an id was refused.
@@ -167,6 +219,8 @@ pub(crate) struct TimerQueue {
     tags_since_rebuild: u64,
     /// Try to shrink the slab again only once `len` falls below this.
     shrink_below: usize,
+    /// Where timers were set.
+    sites: SiteTable,
 }
 
 impl TimerQueue {
@@ -181,6 +235,7 @@ impl TimerQueue {
             next_tag: 0,
             tags_since_rebuild: 0,
             shrink_below: 0,
+            sites: SiteTable::default(),
         }
     }
 
@@ -227,7 +282,14 @@ impl TimerQueue {
 
     /// Queues a one-shot timer (`Callback::Once`) or an interval, due at
     /// `deadline`, set with `delay` (an interval's period).
-    pub(crate) fn insert(&mut self, deadline: u64, delay: u64, callback: Callback) -> TimerId {
+    pub(crate) fn insert(
+        &mut self,
+        deadline: u64,
+        delay: u64,
+        mut callback: Callback,
+        site: Site,
+    ) -> TimerId {
+        callback.set_site(self.sites.intern(site));
         let serial = self.next_serial;
         self.next_serial += 1;
         let slot = self.entries.insert(Entry {
@@ -273,7 +335,7 @@ impl TimerQueue {
     /// period after the call started.
     pub(crate) fn refresh(&mut self, id: TimerId, now: u64) -> Result<(), Refused> {
         let entry = self.lookup(id).ok_or(Refused::NotPending)?;
-        if matches!(entry.callback, Callback::Running) {
+        if matches!(entry.callback, Callback::Running { .. }) {
             return Ok(());
         }
         entry.deadline = now.saturating_add(entry.delay);
@@ -290,7 +352,7 @@ impl TimerQueue {
     pub(crate) fn period(&self, id: TimerId) -> Result<u64, Refused> {
         let entry = self.get(id).ok_or(Refused::NotPending)?;
         match entry.callback {
-            Callback::Every { .. } | Callback::Running => Ok(entry.delay),
+            Callback::Every { .. } | Callback::Running { .. } => Ok(entry.delay),
             Callback::Once { .. } => Err(Refused::NotAnInterval),
         }
     }
@@ -300,7 +362,7 @@ impl TimerQueue {
     pub(crate) fn set_period(&mut self, id: TimerId, period: u64) -> Result<(), Refused> {
         let entry = self.lookup(id).ok_or(Refused::NotPending)?;
         match entry.callback {
-            Callback::Every { .. } | Callback::Running => entry.delay = period,
+            Callback::Every { .. } | Callback::Running { .. } => entry.delay = period,
             Callback::Once { .. } => return Err(Refused::NotAnInterval),
         }
         Ok(())
@@ -310,7 +372,7 @@ impl TimerQueue {
     pub(crate) fn deadline(&self, id: TimerId) -> Result<Option<u64>, Refused> {
         let entry = self.get(id).ok_or(Refused::NotPending)?;
         Ok(match entry.callback {
-            Callback::Running => None,
+            Callback::Running { .. } => None,
             _ => Some(entry.deadline),
         })
     }
@@ -349,14 +411,15 @@ impl TimerQueue {
         self.pop_top();
         let slot = top.slot as usize;
         let entry = &mut self.entries[slot];
-        match std::mem::replace(&mut entry.callback, Callback::Running) {
-            Callback::Every { f: interval, .. } => Some(Fired::Every(
+        let site = entry.callback.site();
+        let call = match std::mem::replace(&mut entry.callback, Callback::Running { site }) {
+            Callback::Every { f: interval, .. } => Call::Every(
                 TimerId(Key {
                     slot: top.slot,
                     serial: entry.serial(),
                 }),
                 interval,
-            )),
+            ),
             Callback::Once { f, .. } => {
                 let entry = self.entries.remove(slot);
                 if entry.keeps_alive() {
@@ -364,10 +427,15 @@ impl TimerQueue {
                 }
                 // Memory is given back by the caller once the due callbacks
                 // ran: freeing a large heap can take milliseconds.
-                Some(Fired::Once(f))
+                Call::Once(f)
             }
-            Callback::Running => unreachable!("a live node's timer has its closure"),
-        }
+            Callback::Running { .. } => unreachable!("a live node's timer has its closure"),
+        };
+        Some(Fired {
+            call,
+            site: self.sites.get(site),
+            deadline: top.deadline,
+        })
     }
 
     /// Queues an interval again after its callback ran, one period after
@@ -381,15 +449,34 @@ impl TimerQueue {
     ) -> Option<IntervalBox> {
         match self.lookup(id) {
             Some(entry) => {
-                debug_assert!(matches!(entry.callback, Callback::Running));
+                debug_assert!(matches!(entry.callback, Callback::Running { .. }));
                 entry.deadline = started.saturating_add(entry.delay);
                 let deadline = entry.deadline;
-                entry.callback = Callback::every(interval);
+                let site = entry.callback.site();
+                entry.callback = Callback::Every {
+                    f: interval,
+                    node: 0,
+                    site,
+                };
                 self.push(deadline, id.0.slot);
                 None
             }
             None => Some(interval),
         }
+    }
+
+    /// Every timer, pending or being called, for the alive report.
+    pub(crate) fn list(&self) -> impl Iterator<Item = TimerInfo> + '_ {
+        self.entries.iter().map(|(slot, e)| TimerInfo {
+            id: TimerId(Key::new(slot, e.serial())),
+            interval: !matches!(e.callback, Callback::Once { .. }),
+            keeps_alive: e.keeps_alive(),
+            site: self.sites.get(e.callback.site()),
+            deadline: match e.callback {
+                Callback::Running { .. } => None,
+                _ => Some(e.deadline),
+            },
+        })
     }
 
     fn get(&self, id: TimerId) -> Option<&Entry> {
@@ -552,11 +639,9 @@ mod tests {
     #[test]
     fn storage_stays_small() {
         assert_eq!(std::mem::size_of::<Node>(), 24);
-        assert!(
-            std::mem::size_of::<Entry>() <= 48,
-            "{}",
-            std::mem::size_of::<Entry>()
-        );
+        // The site index lives in the tag word's spare bytes: no growth.
+        assert_eq!(std::mem::size_of::<Callback>(), 24);
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
     }
 
     #[test]
@@ -565,7 +650,10 @@ mod tests {
         let mut ids = Vec::new();
         // A deterministic shuffle of deadlines.
         for i in 0..2000u64 {
-            ids.push((q.insert((i * 7919) % 1000, 0, noop()), (i * 7919) % 1000));
+            ids.push((
+                q.insert((i * 7919) % 1000, 0, noop(), crate::diag::here()),
+                (i * 7919) % 1000,
+            ));
         }
         for (k, (id, _)) in ids.iter().enumerate() {
             if k % 3 == 0 {
@@ -590,7 +678,7 @@ mod tests {
     fn refreshes_and_cancels_keep_one_live_node_per_timer() {
         let mut q = TimerQueue::new();
         let ids: Vec<_> = (0..3000u64)
-            .map(|i| q.insert(i % 500, i % 500, noop()))
+            .map(|i| q.insert(i % 500, i % 500, noop(), crate::diag::here()))
             .collect();
         let mut expected = std::collections::BTreeMap::new();
         for (k, id) in ids.iter().enumerate() {
@@ -619,7 +707,10 @@ mod tests {
             };
             assert!(matches!(
                 q.pop_due(u64::MAX, u64::MAX),
-                Some(Fired::Once(_))
+                Some(Fired {
+                    call: Call::Once(_),
+                    ..
+                })
             ));
             fired.push(top.deadline);
         }
@@ -639,8 +730,8 @@ mod tests {
     fn node_tags_stay_exact_across_the_32_bit_wrap() {
         let mut q = TimerQueue::new();
         q.next_tag = u32::MAX - 2;
-        let a = q.insert(10, 10, noop());
-        let b = q.insert(10, 10, noop());
+        let a = q.insert(10, 10, noop(), crate::diag::here());
+        let b = q.insert(10, 10, noop(), crate::diag::here());
         for now in 0..6 {
             q.refresh(a, now).unwrap(); // tags wrap past 2^32 here
         }
@@ -663,12 +754,12 @@ mod tests {
     #[test]
     fn a_long_lived_timer_never_aliases_a_newer_timer_of_its_slot() {
         let mut q = TimerQueue::new();
-        let _keeper = q.insert(u64::MAX - 1, 0, noop());
+        let _keeper = q.insert(u64::MAX - 1, 0, noop(), crate::diag::here());
         let old_tag = q.next_tag;
-        let a = q.insert(1000, 1000, noop()); // tag `old_tag`, stays pending
-                                              // 2^31 tags later a forced rebuild re-tags `a`...
+        let a = q.insert(1000, 1000, noop(), crate::diag::here()); // tag `old_tag`, stays pending
+                                                                   // 2^31 tags later a forced rebuild re-tags `a`...
         q.tags_since_rebuild = REBUILD_EVERY - 1;
-        let c = q.insert(u64::MAX - 1, 0, noop());
+        let c = q.insert(u64::MAX - 1, 0, noop(), crate::diag::here());
         assert_eq!(
             q.tags_since_rebuild, 3,
             "rebuilt, three live nodes re-tagged"
@@ -678,7 +769,7 @@ mod tests {
         // tag number again (2^32 tags after it was first given), no alias.
         assert!(q.cancel(a));
         q.next_tag = old_tag;
-        let b = q.insert(5000, 5000, noop());
+        let b = q.insert(5000, 5000, noop(), crate::diag::here());
         assert_eq!(b.0.slot, a.0.slot);
         assert_eq!(q.get(b).unwrap().callback.node(), Some(old_tag));
         assert!(
@@ -692,7 +783,9 @@ mod tests {
     #[test]
     fn memory_is_released_when_cleared() {
         let mut q = TimerQueue::new();
-        let ids: Vec<_> = (0..100_000).map(|i| q.insert(i, 0, noop())).collect();
+        let ids: Vec<_> = (0..100_000)
+            .map(|i| q.insert(i, 0, noop(), crate::diag::here()))
+            .collect();
         for id in &ids[..99_000] {
             q.cancel(*id);
         }
