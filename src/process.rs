@@ -187,6 +187,7 @@ fn invalid(msg: &str) -> io::Error {
 /// Spawns `cmd`; `on_exit` gets the exit status (code, or terminating
 /// signal) on the loop thread once the child ended. A program that cannot be
 /// started is an error here, and `on_exit` never runs.
+#[track_caller]
 pub fn spawn(
     ev: &mut EventLoop,
     cmd: Command,
@@ -263,7 +264,11 @@ pub fn spawn(
         on_exit: Some(Box::new(on_exit)),
         watch: None,
     }));
+    let site = std::panic::Location::caller();
     let watched = watched.and_then(|()| watch_exit(ev, pid, &state));
+    if let Ok(ExitWatch::Pidfd(id)) = &watched {
+        let _ = ev.label_watch(*id, "child", site); // a live id: cannot fail
+    }
     let watch = match watched {
         Ok(watch) => watch,
         Err(e) => {

@@ -200,6 +200,7 @@ pub const FORBIDDEN: &[i32] = signal_hook::consts::FORBIDDEN;
 /// not a signal, or one the C library keeps for itself (`InvalidInput`);
 /// more than 64 watchers of one signal in the process (`OutOfMemory`). The
 /// callback then never runs.
+#[track_caller]
 pub fn on_signal(
     ev: &mut EventLoop,
     signal: i32,
@@ -246,6 +247,7 @@ pub fn on_signal(
     });
     let watch = watch?; // on error the registration dropped with the callback
     ev.set_watch_ref(watch, false)?;
+    ev.label_watch(watch, "signal", std::panic::Location::caller())?;
     log::debug!("evloop: watching signal {signal}");
     Ok(SignalId { watch })
 }

@@ -142,6 +142,7 @@ pub(crate) fn connect_socket<K>(
         };
         settle(ev, &a, result);
     })?;
+    ev.label_watch(watch, "connect", crate::diag::here())?;
     attempt.borrow_mut().watch = Some(watch);
     if let Some(timeout) = timeout {
         let a = attempt.clone();

@@ -109,7 +109,8 @@ fn concerns_one_connection(e: &io::Error) -> bool {
 
 impl<K> Server<K> {
     /// Watches `socket` (bound and listening) and calls `on_connection` for
-    /// each accepted connection.
+    /// each accepted connection. The alive report names the caller.
+    #[track_caller]
     pub(crate) fn start(
         ev: &mut EventLoop,
         socket: Socket,
@@ -155,6 +156,7 @@ impl<K> Server<K> {
                 }
             }
         })?;
+        ev.label_watch(watch, "server", std::panic::Location::caller())?;
         state.borrow_mut().watch = Some(watch);
         Ok(Server {
             state,

@@ -756,6 +756,7 @@ impl<K> Stream<K> {
         };
         let me = self.clone();
         let watch = ev.watch(fd, want, move |ev, _, r| me.on_ready(ev, r))?;
+        ev.label_watch(watch, "stream", crate::diag::here())?;
         if !keeps_alive {
             ev.set_watch_ref(watch, false)?;
         }

@@ -60,6 +60,7 @@ impl Default for ListenOptions {
 /// ev.run()
 /// # }
 /// ```
+#[track_caller]
 pub fn listen(
     ev: &mut EventLoop,
     addr: SocketAddr,

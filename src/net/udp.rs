@@ -77,6 +77,7 @@ impl UdpSocket {
     ///
     /// # Errors
     /// The OS error of `socket` or `bind`, naming the call and the address.
+    #[track_caller]
     pub fn bind(ev: &mut EventLoop, addr: SocketAddr) -> io::Result<UdpSocket> {
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
             .map_err(|e| with_context(e, "socket"))?;
@@ -104,6 +105,7 @@ impl UdpSocket {
             }
             me.update_interest(ev);
         })?;
+        ev.label_watch(watch, "udp", std::panic::Location::caller())?;
         udp.inner.borrow_mut().watch = Some(watch);
         Ok(udp)
     }

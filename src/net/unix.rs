@@ -16,6 +16,7 @@ use crate::{sys, EventLoop};
 ///
 /// # Errors
 /// The OS error of `socket`, `bind` or `listen`, naming the call and path.
+#[track_caller]
 pub fn listen(
     ev: &mut EventLoop,
     path: impl AsRef<Path>,
