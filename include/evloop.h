@@ -312,6 +312,52 @@ int evl_stream_shutdown(evl_loop *loop, evl_stream *stream, evl_status_cb cb,
 int evl_stream_close(evl_loop *loop, evl_stream *stream, evl_cb cb, void *data,
                      evl_free_cb free_data);
 
+/* ---- Diagnostics --------------------------------------------------------
+ * Why the loop is alive, what is slow, metrics, a timeline. Callbacks set
+ * through this C API are named by the C API's own source lines in reports;
+ * kinds, ids and ref states are exact. */
+
+/* What the loop has done so far (evl_metrics_get). Durations in ns. */
+typedef struct evl_metrics {
+    uint64_t iterations;        /* passes run */
+    uint64_t timer_callbacks;   /* timer callbacks run */
+    uint64_t ready_callbacks;   /* call_soon callbacks run */
+    uint64_t io_callbacks;      /* watcher callbacks run */
+    uint64_t posted_callbacks;  /* callbacks posted from other threads run */
+    uint64_t io_events;         /* readiness events from the poller */
+    uint64_t idle_time_ns;      /* time blocked in the poller (uv_metrics_idle_time) */
+    uint64_t lag_max_ns;        /* how late timers ran after their deadline: max */
+    uint64_t lag_p50_ns;        /* ... median (to 12.5 %) */
+    uint64_t lag_p99_ns;        /* ... 99th percentile (to 12.5 %) */
+} evl_metrics;
+
+/* Copies the metrics to *out. 0, or -EINVAL for a NULL loop or out. */
+int evl_metrics_get(evl_loop *loop, evl_metrics *out);
+
+/* Writes the alive report (everything that keeps the loop alive: kind, id,
+ * ref state, creation site, state; one line each) into buf as a
+ * NUL-terminated string, truncated to len - 1 bytes. Returns the length of
+ * the whole report (as snprintf: call with buf NULL and len 0 to size it), or
+ * -EINVAL for a NULL loop, or a NULL buf with len > 0. */
+ssize_t evl_alive_report(evl_loop *loop, char *buf, size_t len);
+
+/* Starts recording a timeline to the file at path (Chrome trace-event JSON:
+ * open it in https://ui.perfetto.dev or chrome://tracing): passes, polls and
+ * callbacks. The file is complete after evl_trace_stop or evl_loop_free.
+ * The environment variable EVLOOP_TRACE=path does the same for the first
+ * loop of a process. 0; -EEXIST if a recording is on; -EINVAL for a NULL
+ * loop or an empty or NULL path; the errno of creating the file. */
+int evl_trace_start(evl_loop *loop, const char *path);
+/* Stops the recording and completes the file: 1 stopped, 0 none was on, or
+ * the negative errno of the first write that failed. */
+int evl_trace_stop(evl_loop *loop);
+
+/* Callbacks that run at least ms milliseconds log a warning (through Rust's
+ * `log`, at warn: visible with a Rust logger only) naming their creation
+ * site and duration. Default 100; a negative ms turns it off. 0, or -EINVAL
+ * for a NULL loop. */
+int evl_set_slow_callback_ms(evl_loop *loop, int64_t ms);
+
 #ifdef __cplusplus
 }
 #endif

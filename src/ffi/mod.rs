@@ -43,6 +43,7 @@ macro_rules! ev_or_einval {
     };
 }
 
+mod diag;
 mod loop_api;
 mod net;
 mod work;

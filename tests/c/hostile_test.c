@@ -1512,6 +1512,56 @@ static void child_set_timeout_in_teardown(void) {
 
 /* ==== main ===================================================================== */
 
+/* Diagnostics entry points: NULL, empty, tiny buffers, twice, inside a
+ * callback. */
+static void diag_in_callback(evl_loop *loop, void *data) {
+    (void)data;
+    char small[8];
+    CHECK(evl_alive_report(loop, small, sizeof small) > 0);
+    CHECK_EQ(small[7], '\0');
+    evl_metrics m;
+    CHECK_EQ(evl_metrics_get(loop, &m), 0);
+    CHECK(m.iterations >= 1);
+    CHECK_EQ(evl_set_slow_callback_ms(loop, -1), 0);
+}
+
+static void test_diagnostics(void) {
+    evl_metrics m;
+    char buf[256];
+    CHECK_EQ(evl_metrics_get(NULL, &m), -EINVAL);
+    CHECK_EQ(evl_alive_report(NULL, buf, sizeof buf), -EINVAL);
+    CHECK_EQ(evl_trace_start(NULL, "/tmp/x.json"), -EINVAL);
+    CHECK_EQ(evl_trace_stop(NULL), -EINVAL);
+    CHECK_EQ(evl_set_slow_callback_ms(NULL, 10), -EINVAL);
+
+    evl_loop *loop = new_loop();
+    CHECK_EQ(evl_metrics_get(loop, NULL), -EINVAL);
+    CHECK_EQ(evl_alive_report(loop, NULL, 5), -EINVAL);
+    ssize_t need = evl_alive_report(loop, NULL, 0);
+    CHECK(need > 0);
+    buf[0] = 'x';
+    CHECK_EQ(evl_alive_report(loop, buf, 1), need);
+    CHECK_EQ(buf[0], '\0');
+    CHECK_EQ(evl_trace_start(loop, NULL), -EINVAL);
+    CHECK_EQ(evl_trace_start(loop, ""), -EINVAL);
+    CHECK_EQ(evl_trace_start(loop, "/nonexistent-dir/evloop/t.json"), -ENOENT);
+    CHECK_EQ(evl_trace_stop(loop), 0);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/evloop-hostile-%d.json", (int)getpid());
+    CHECK_EQ(evl_trace_start(loop, path), 0);
+    CHECK_EQ(evl_trace_start(loop, path), -EEXIST);
+    CHECK_EQ(evl_set_slow_callback_ms(loop, INT64_MAX), 0);
+    CHECK_EQ(evl_set_slow_callback_ms(loop, INT64_MIN), 0);
+    CHECK_EQ(evl_call_soon(loop, diag_in_callback, NULL, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(evl_metrics_get(loop, &m), 0);
+    CHECK_EQ(m.ready_callbacks, 1);
+    CHECK_EQ(evl_trace_stop(loop), 1);
+    CHECK_EQ(evl_trace_stop(loop), 0);
+    unlink(path);
+    FREE_LOOP(loop);
+}
+
 int main(void) {
     alarm(300); /* a hang is a failure too */
     test_null_pointers();
@@ -1530,6 +1580,7 @@ int main(void) {
     test_free_data_reenters_core();
     test_free_data_rearms();
     test_loop_free_drops();
+    test_diagnostics();
     in_child("huge write length", child_huge_write);
     in_child("free_data asks for the queue size", child_free_data_queue_size);
     in_child("evl_loop_free from free_data run by evl_loop_free", child_loop_free_in_teardown);
