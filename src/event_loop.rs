@@ -135,7 +135,7 @@ impl EventLoop {
     /// as usual beside it. The clock starts at the loop's creation time.
     ///
     /// `run_nowait` never jumps: with it and `advance`, a test moves time by
-    /// hand. See [`crate::diag`]'s clock notes for IO racing virtual timers.
+    /// hand. See [`crate::diag`] for IO racing virtual timers.
     ///
     /// ```
     /// use std::time::Duration;

@@ -103,6 +103,18 @@
 //! [`LoopHandle::set_ref`]. Unref'd things still run while the loop runs for
 //! other reasons; they just do not keep it running.
 //!
+//! # Diagnostics
+//!
+//! Why is the loop alive? [`EventLoop::alive_report`] lists everything that
+//! keeps it running, with the source line that created each thing. A
+//! callback that runs longer than
+//! [`set_slow_callback_threshold`](EventLoop::set_slow_callback_threshold)
+//! (100 ms by default) is logged with its creation site.
+//! [`EventLoop::metrics`] counts passes, callbacks, idle time and timer lag.
+//! [`EventLoop::start_trace`] (or `EVLOOP_TRACE=out.json`) records a timeline
+//! for Perfetto. [`EventLoop::with_manual_clock`] makes timer tests run in
+//! milliseconds. See [`diag`].
+//!
 //! # Panics
 //!
 //! A panicking callback unwinds out of [`run`]; the loop stays consistent and
@@ -161,6 +173,9 @@
 //! | dropping the loop with work pending | every pending closure dropped exactly once, none run (`handle::g9_dropping_the_loop_drops_every_pending_callback_once`) |
 //! | C: NULL pointers, unknown ids, stale stream or server pointers, bad modes or events | `-EINVAL` or `-ENOENT`; never a crash (`tests/c/api_test.c`, `tests/c/hostile_test.c`) |
 //! | C: `evl_loop_free` while alive or from its own callback | `-EBUSY` |
+//! | `advance` on a loop with the real clock | `InvalidInput` (`diag_clock::advance_on_a_real_clock_is_invalid_input`) |
+//! | a timeline file that cannot be created; a second `start_trace` | the OS error (`NotFound`, ...), the loop runs on; `AlreadyExists`; C: `-ENOENT`, `-EEXIST` (`diag_trace::a_file_that_cannot_be_created_is_an_error_and_the_loop_runs_on`) |
+//! | C: `evl_alive_report` with a short buffer | truncated and NUL-terminated; returns the full length, as `snprintf` (`tests/c/hostile_test.c`) |
 //!
 //! # Logging
 //!

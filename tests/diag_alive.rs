@@ -114,7 +114,7 @@ fn each_kind_is_listed_with_id_ref_state_and_creation_site() {
     );
     assert!(text.contains(&format!("{here}:{timeout_line}:")), "{text}");
     assert!(text.contains("due in"), "{text}");
-    assert!(text.contains(&format!("fd ")), "{text}");
+    assert!(text.contains("fd "), "{text}");
 
     // Ended things leave the report; the loop can then finish.
     ev.clear_timer(timeout);
@@ -183,7 +183,6 @@ fn servers_signals_udp_sockets_and_children_name_their_callers() {
     );
     // Without pidfds (old kernels) the exit is found through SIGCHLD instead.
     if report.items.iter().any(|i| i.label == "child") {
-        let child = child.as_ref().unwrap();
         let (line, _) = site_of("child");
         assert_eq!(line, child_line);
     }

@@ -9,17 +9,26 @@
 //! - every callback remembers where it was created (a `&'static
 //!   Location`, from `#[track_caller]` on the calls that take a callback),
 //!   so [`EventLoop::alive_report`](crate::EventLoop::alive_report) can name
-//!   each thing that keeps the loop alive, and a slow callback's warning can
-//!   name its origin ([`alive`]);
+//!   each thing that keeps the loop alive ([`AliveReport`]), and a slow
+//!   callback's warning can name its origin;
 //! - counters and a lag histogram, always on, read as one plain struct
-//!   ([`metrics`]);
+//!   ([`LoopMetrics`]);
 //! - an opt-in recorder of passes and callbacks in Chrome's trace-event
-//!   format ([`trace`]);
-//! - a manual clock ([`clock`]).
+//!   format ([`EventLoop::start_trace`](crate::EventLoop::start_trace));
+//! - a manual clock ([`EventLoop::with_manual_clock`](crate::EventLoop::with_manual_clock)).
+//!
+//! # The manual clock and IO
+//!
+//! Under a manual clock the loop never sleeps for a timer: when a pass finds
+//! nothing runnable, it polls without blocking, runs what is ready, and only
+//! then jumps to the next deadline. It never jumps while a pool job is
+//! pending (its completion is on its way). It does jump while watchers or
+//! handles wait, since nothing says when they would fire: a test that races
+//! real IO against virtual timers should use `advance` and `run_nowait`.
 //!
 //! What it costs: a site is 8 bytes beside each queued `call_soon` callback,
 //! watcher, pool job and [`LoopHandle`](crate::LoopHandle). A timer keeps
-//! only a 16-bit index into a per-loop table of distinct sites ([`SiteTable`]),
+//! only a 16-bit index into a per-loop table of distinct sites,
 //! in what used to be padding, so the timer entry stays at 48 bytes. With
 //! the timeline off and no slow-callback warning possible (no logger at
 //! `warn`), the loop pays one branch per callback.
