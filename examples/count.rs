@@ -23,7 +23,7 @@ fn count(ev: &mut EventLoop, done: Completion<()>) {
     println!("One");
     ev.set_timeout(Duration::from_secs(1), move |ev| {
         println!("Two");
-        done.complete(ev, ());
+        done.complete(ev, Ok(()));
     });
 }
 
@@ -31,7 +31,7 @@ fn main() -> std::io::Result<()> {
     env_logger::init();
     let start = Instant::now();
     let mut ev = EventLoop::new()?;
-    let tokens = gather(&mut ev, 3, move |_ev, _: Vec<()>| {
+    let tokens = gather(&mut ev, 3, move |_ev, _: std::io::Result<Vec<()>>| {
         eprintln!(
             "count executed in {:.2} seconds",
             start.elapsed().as_secs_f64()

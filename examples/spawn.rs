@@ -13,14 +13,19 @@ fn main() -> std::io::Result<()> {
     env_logger::init();
     let dir = std::env::args().nth(1).unwrap_or_else(|| ".".into());
     let mut ev = EventLoop::new()?;
-    let mut both = gather(&mut ev, 2, |_, status: Vec<Option<ExitStatus>>| {
-        println!("{}", status[0].expect("the exit token carries the status"));
-    });
+    let mut both = gather(
+        &mut ev,
+        2,
+        |_, status: std::io::Result<Vec<Option<ExitStatus>>>| match status.map(|s| s[0]) {
+            Ok(Some(status)) => println!("{status}"),
+            other => eprintln!("no exit status: {other:?}"),
+        },
+    );
     let (exited, output_done) = (both.remove(0), both.remove(0));
     let mut cmd = Command::new("ls");
     cmd.args(["-l", &dir]).stdout(Stdio::Pipe);
     let mut child = process::spawn(&mut ev, cmd, move |ev, status| {
-        exited.complete(ev, Some(status))
+        exited.complete(ev, Ok(Some(status)))
     })?;
     let stdout = child.stdout.take().expect("piped");
     let mut output_done = Some(output_done);
@@ -28,7 +33,7 @@ fn main() -> std::io::Result<()> {
         Ok([]) | Err(_) => {
             let _ = out.close(ev);
             if let Some(done) = output_done.take() {
-                done.complete(ev, None);
+                done.complete(ev, Ok(None));
             }
         }
         Ok(bytes) => print!("{}", String::from_utf8_lossy(bytes)),

@@ -206,7 +206,10 @@ mod sys;
 mod task;
 mod timer;
 
-pub use combinators::{gather, Completion};
+pub use combinators::{
+    each_limit, gather, gather_all, map_limit, parallel, race, retry, series, timeout, Completion,
+    Dropped, Queue, SendCompletion, Task,
+};
 pub use diag::{AliveItem, AliveKind, AliveReport, LoopMetrics};
 pub use error::ErrorContext;
 pub use event_loop::{EventLoop, RunMode};
