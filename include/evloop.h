@@ -82,6 +82,7 @@ typedef uint64_t evl_timer_id;
 typedef uint64_t evl_io_id;
 typedef uint64_t evl_work_id;
 typedef uint64_t evl_signal_id;
+typedef uint64_t evl_gather_id;
 
 typedef void (*evl_cb)(evl_loop *loop, void *data);
 typedef void (*evl_io_cb)(evl_loop *loop, int fd, int events, void *data);
@@ -357,6 +358,32 @@ int evl_trace_stop(evl_loop *loop);
  * site and duration. Default 100; a negative ms turns it off. 0, or -EINVAL
  * for a NULL loop. */
 int evl_set_slow_callback_ms(evl_loop *loop, int64_t ms);
+
+/* ---- Gather: one callback once several tasks are done ---------------------
+ * C's form of evloop's gather (asyncio's gather, async.js's parallel): a
+ * counter with a final callback. Start n tasks, give each the id; each calls
+ * evl_gather_done once with its status (0 or a negative errno).
+ *
+ *     evl_gather_id g;
+ *     evl_gather_new(loop, 3, all_done, ctx, free, &g);
+ *     for (int i = 0; i < 3; i++) start_task(loop, g);  // each ends in
+ *                                                       // evl_gather_done(loop, g, rc)
+ *
+ * done(loop, status, data) runs exactly once, on a later pass of the loop
+ * (never inside evl_gather_done): with the first negative status as soon as
+ * it arrives, or with 0 once all n reported 0. free_data runs after it (or
+ * when the loop is freed first). A gather does not keep the loop alive: the
+ * tasks that will report do. */
+
+/* Makes a gather waiting for n dones. -EINVAL for n == 0, a NULL done or a
+ * NULL loop (free_data is then not called). */
+int evl_gather_new(evl_loop *loop, unsigned n, evl_status_cb done, void *data,
+                   evl_free_cb free_data, evl_gather_id *out);
+/* Reports one task's status: 0 for success, a negative errno for failure.
+ * The dones after a failure are accepted (0) and change nothing. -EINVAL for
+ * a positive status; -ENOENT for an unknown id, including one that already
+ * had its n dones (a done called too often). */
+int evl_gather_done(evl_loop *loop, evl_gather_id id, int status);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,8 @@
 //! The C API from C: compiles the C examples and the C test programs
-//! (tests/c/api_test.c, tests/c/hostile_test.c) with the system C compiler
-//! against the static library and include/evloop.h, runs them, and checks
-//! their output; the two test programs also run under AddressSanitizer and
-//! UndefinedBehaviorSanitizer.
+//! (tests/c/api_test.c, tests/c/hostile_test.c, tests/c/gather_test.c) with
+//! the system C compiler against the static library and include/evloop.h,
+//! runs them, and checks their output; the test programs also run under
+//! AddressSanitizer and UndefinedBehaviorSanitizer.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -142,6 +142,7 @@ fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
     for (source, name, min) in [
         ("tests/c/api_test.c", "api_test_asan", 300),
         ("tests/c/hostile_test.c", "hostile_test_asan", 850),
+        ("tests/c/gather_test.c", "gather_test_asan", 40),
     ] {
         let bin = compile_with(source, name, SANITIZE);
         let out = Command::new(&bin)
@@ -165,6 +166,15 @@ fn c_tests_are_clean_under_address_and_undefined_sanitizers() {
         );
         assert_all_passed(&out, min);
     }
+}
+
+/// tests/c/gather_test.c: the counter gather's final callback runs once,
+/// through the loop, with 0 or the first error; free_data once after it.
+#[test]
+fn gather_test_runs_the_final_callback_once() {
+    let bin = compile("tests/c/gather_test.c", "gather_test");
+    let out = run(&bin);
+    assert_all_passed(&out, 40);
 }
 
 #[test]

@@ -979,6 +979,60 @@ static void test_work(void) {
     FREE_LOOP(loop);
 }
 
+/* ==== 8b. Gather: hostile counts, ids and statuses ============================ */
+
+static int gather_status_seen;
+static void gather_final(evl_loop *loop, int status, void *data) {
+    (void)loop;
+    touch(data);
+    gather_status_seen = status;
+}
+
+static void test_gather(void) {
+    evl_loop *loop = new_loop();
+    evl_gather_id id = 0;
+    tok *bad = tk("gather-refused");
+    /* n == 0, NULL done, NULL loop: -EINVAL and free_data never called. */
+    CHECK_EQ(evl_gather_new(loop, 0, gather_final, bad, tfree, &id), -EINVAL);
+    CHECK_EQ(evl_gather_new(loop, 2, NULL, bad, tfree, &id), -EINVAL);
+    CHECK_EQ(evl_gather_new(NULL, 2, gather_final, bad, tfree, &id), -EINVAL);
+    FREED(bad, 0);
+    /* Unknown ids, on a loop with no gather yet and after. */
+    CHECK_EQ(evl_gather_done(loop, 0, 0), -ENOENT);
+    CHECK_EQ(evl_gather_done(loop, UINT64_MAX, 0), -ENOENT);
+    CHECK_EQ(evl_gather_done(NULL, 1, 0), -EINVAL);
+    /* out may be NULL. */
+    tok *unnamed = tk("gather-unnamed");
+    CHECK_EQ(evl_gather_new(loop, 1, gather_final, unnamed, tfree, NULL), 0);
+    tok *t = tk("gather");
+    CHECK_EQ(evl_gather_new(loop, 2, gather_final, t, tfree, &id), 0);
+    CHECK_EQ(evl_gather_done(loop, id, 5), -EINVAL); /* positive: not a status */
+    CHECK_EQ(evl_gather_done(loop, id + 1, 0), -ENOENT);
+    CHECK_EQ(evl_gather_done(loop, id, 0), 0);
+    CHECK_EQ(evl_gather_done(loop, id, -ECONNRESET), 0);
+    CALLS(t, 0); /* through the loop, never inside evl_gather_done */
+    /* Done called too often: the id is gone after its n dones. */
+    CHECK_EQ(evl_gather_done(loop, id, 0), -ENOENT);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CALLS(t, 1);
+    FREED(t, 1);
+    CHECK_EQ(gather_status_seen, -ECONNRESET);
+    /* A new gather may take the old one's slot: the stale id misses it. */
+    tok *t2 = tk("gather-2");
+    evl_gather_id id2 = 0;
+    CHECK_EQ(evl_gather_new(loop, 1, gather_final, t2, tfree, &id2), 0);
+    CHECK(id2 != id);
+    CHECK_EQ(evl_gather_done(loop, id, 0), -ENOENT);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CALLS(t2, 0);
+    /* Freed with gathers pending: free_data once each, no callback. */
+    FREE_LOOP(loop);
+    CALLS(t2, 0);
+    FREED(t2, 1);
+    CALLS(unnamed, 0);
+    FREED(unnamed, 1);
+}
+
 /* ==== 9. TCP: server closed inside its connection callback ================== */
 
 static evl_server *closing_server;
@@ -1572,6 +1626,7 @@ int main(void) {
     test_inside_callbacks();
     test_nested_loops();
     test_work();
+    test_gather();
     test_server_close_in_callback();
     test_connect_refused();
     test_stream_close_in_read();
