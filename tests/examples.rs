@@ -53,6 +53,34 @@ fn count_runs_the_three_counts_concurrently() {
     assert!(took < Duration::from_secs(2), "count took {took:?}");
 }
 
+/// examples/crawl.rs: a queue of 4, retry over timeout, against a server in
+/// the same loop; every path (ok, ok after a retry, timed out, HTTP error)
+/// shows in the summary.
+#[test]
+fn crawl_fetches_through_the_queue_with_timeout_and_retry() {
+    let (lines, took) = run("crawl");
+    assert_eq!(
+        lines,
+        [
+            "/page/1: 200 (19 bytes) after 1 attempt",
+            "/page/2: 200 (19 bytes) after 1 attempt",
+            "/slow-once: 200 (22 bytes) after 2 attempts",
+            "/page/3: 200 (19 bytes) after 1 attempt",
+            "/page/4: 200 (19 bytes) after 1 attempt",
+            "/slow: failed (timed out) after 3 attempts",
+            "/page/5: 200 (19 bytes) after 1 attempt",
+            "/missing: failed (HTTP 404) after 3 attempts",
+            "/page/6: 200 (19 bytes) after 1 attempt",
+            "/page/7: 200 (19 bytes) after 1 attempt",
+            "8 ok, 2 failed, 15 requests, at most 4 in flight",
+        ]
+    );
+    // Three 500 ms attempts of /slow and two 100 ms pauses: 1.7 s at least;
+    // the server's 3 s answers are never waited for.
+    assert!(took >= Duration::from_millis(1700), "{took:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}
+
 #[test]
 fn count_sync_runs_them_one_after_another() {
     let (lines, took) = run("count_sync");
