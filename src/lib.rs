@@ -177,6 +177,118 @@
 //! | a timeline file that cannot be created; a second `start_trace` | the OS error (`NotFound`, ...), the loop runs on; `AlreadyExists`; C: `-ENOENT`, `-EEXIST` (`diag_trace::a_file_that_cannot_be_created_is_an_error_and_the_loop_runs_on`) |
 //! | C: `evl_alive_report` with a short buffer | truncated and NUL-terminated; returns the full length, as `snprintf` (`tests/c/hostile_test.c`) |
 //!
+//! # Composing callbacks
+//!
+//! Without `await`, "start these, then go on when all are done" is code you
+//! write. Here is the seed's count example three ways: three counts share
+//! one thread, each prints "One", waits a second, prints "Two"; when all
+//! three are done the program says how long it took (one second, not three).
+//!
+//! **Nested callbacks**: a counter shared by the three timer callbacks.
+//!
+//! ```
+//! use std::{cell::Cell, rc::Rc, time::{Duration, Instant}};
+//! use evloop::EventLoop;
+//!
+//! let mut ev = EventLoop::new()?;
+//! let start = Instant::now();
+//! let left = Rc::new(Cell::new(3));
+//! for _ in 0..3 {
+//!     println!("One");
+//!     let left = left.clone();
+//!     ev.set_timeout(Duration::from_secs(1), move |_ev| {
+//!         println!("Two");
+//!         left.set(left.get() - 1);
+//!         if left.get() == 0 {
+//!             println!("count executed in {:.2} seconds", start.elapsed().as_secs_f64());
+//!         }
+//!     });
+//! }
+//! ev.run()?;
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! It works, and it needs nothing. But the counter, the error path and the
+//! "exactly once" are yours: a path that forgets to count down leaves the
+//! program waiting with no clue why, one that counts twice finishes early,
+//! and every new step ("then fetch", "then retry") nests one level deeper.
+//!
+//! **Combinators**: each count gets a [`Completion`], and [`parallel`]
+//! waits for all three.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use evloop::{parallel, Completion, EventLoop};
+//!
+//! fn count(ev: &mut EventLoop, done: Completion<()>) {
+//!     println!("One");
+//!     ev.set_timeout(Duration::from_secs(1), move |ev| {
+//!         println!("Two");
+//!         done.complete(ev, Ok(()));
+//!     });
+//! }
+//!
+//! let mut ev = EventLoop::new()?;
+//! let start = Instant::now();
+//! parallel(&mut ev, (0..3).map(|_| count), move |_ev, all| {
+//!     all.expect("no count fails");
+//!     println!("count executed in {:.2} seconds", start.elapsed().as_secs_f64());
+//! });
+//! ev.run()?;
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! The bookkeeping moved into the library, and the two classic bugs are
+//! gone: `complete` consumes the token, so completing twice does not
+//! compile; a token dropped uncompleted hands the waiter an error,
+//! [`Dropped`], naming the file and line where it was made (and logs a
+//! warning), so nothing hangs silently. Errors travel as `io::Result`: the
+//! first one ends `parallel` at once. The final callback runs exactly once,
+//! on a later pass (never inside the call that started it, even for empty
+//! input). The same shape composes further: [`series`], [`map_limit`] /
+//! [`each_limit`] (at most `n` in flight), [`race`], [`retry`], [`timeout`],
+//! a [`Queue`] with a concurrency limit, and [`gather`] / [`gather_all`] for
+//! tokens handed out by hand; examples/crawl.rs nests a queue, retry and
+//! timeout around an HTTP fetch. Tasks that complete inside their own start
+//! call do not recurse: `series` over a million of them runs in one flat
+//! loop and one pass.
+//!
+//! **asyncio**, the original:
+//!
+//! ```python
+//! import asyncio
+//!
+//! async def count():
+//!     print("One")
+//!     await asyncio.sleep(1)
+//!     print("Two")
+//!
+//! async def main():
+//!     await asyncio.gather(count(), count(), count())
+//!
+//! if __name__ == "__main__":
+//!     import time
+//!     s = time.perf_counter()
+//!     asyncio.run(main())
+//!     elapsed = time.perf_counter() - s
+//!     print(f"{__file__} executed in {elapsed:0.2f} seconds.")
+//! ```
+//!
+//! Coroutines read top to bottom and exceptions propagate on their own;
+//! that is what `async`/`await` buys, at the price of a coroutine runtime.
+//! The combinator version has the same shape (`count` takes its completion
+//! where the coroutine would `return`, `parallel` is `gather`) with one
+//! level of plain callbacks and no runtime beyond the loop.
+//!
+//! Bad input: a concurrency limit of 0 ([`map_limit`], [`each_limit`],
+//! [`Queue::new`]) or [`retry`] with 0 attempts is `InvalidInput` and the
+//! final callback never runs; a [`race`] of no tasks gives its callback
+//! `InvalidInput`; [`Queue::push`] after [`Queue::kill`] is `NotConnected`;
+//! the items a kill takes off the queue get `Interrupted`. A task that
+//! panics drops its token, so its flow ends with [`Dropped`] (with a panic
+//! handler set, the loop goes on). C has a counter gather:
+//! `evl_gather_new` / `evl_gather_done` in `include/evloop.h`.
+//!
 //! # Logging
 //!
 //! The library logs through the `log` crate: `trace` for every pass and
