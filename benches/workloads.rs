@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use evloop::net::{tcp, TcpStream};
-use evloop::EventLoop;
+use evloop::{series, Completion, EventLoop};
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -22,6 +22,8 @@ fn main() {
     match workload {
         "W1" => chain(n(1_000_000)),
         "W2" => fanout(n(1_000_000)),
+        "W2t" => fanout_tokens(n(1_000_000)),
+        "W2s" => series_sync(n(1_000_000)),
         "W3" => timers(n(1_000_000)),
         "W4" => cancel(n(1_000_000)),
         "W5" => ping_pong(n(100_000), 1, "W5"),
@@ -30,7 +32,7 @@ fn main() {
         "W7" => one_loop_per_core(n(200_000), threads(2)),
         "W8" => small_writes(n(1_000_000)),
         other => {
-            eprintln!("unknown workload {other}; known: W1 W2 W3 W4 W5 W5c W6 W7 W8");
+            eprintln!("unknown workload {other}; known: W1 W2 W2t W2s W3 W4 W5 W5c W6 W7 W8");
             std::process::exit(2);
         }
     }
@@ -95,6 +97,46 @@ fn fanout(n: u64) {
     ev.run().unwrap();
     assert_eq!(COUNT.with(Cell::get), n);
     report("W2", n, t.elapsed().as_secs_f64(), "");
+}
+
+/// W2t: W2 through completion tokens, to price a token against a plain
+/// closure: n tokens made up front, each with a callback that counts in a
+/// thread-local, each completed by a queued closure (so its callback runs
+/// through the loop, one pass later).
+fn fanout_tokens(n: u64) {
+    let mut ev = EventLoop::new().unwrap();
+    let t = Instant::now();
+    for _ in 0..n {
+        let token = Completion::new(&mut ev, |_, r: std::io::Result<()>| {
+            if r.is_ok() {
+                COUNT.with(|c| c.set(c.get() + 1));
+            }
+        });
+        ev.call_soon(move |ev| token.complete(ev, Ok(())));
+    }
+    ev.run().unwrap();
+    assert_eq!(COUNT.with(Cell::get), n);
+    report("W2t", n, t.elapsed().as_secs_f64(), "");
+}
+
+/// W2s: `series` over n tasks that complete inside their start call (no
+/// recursion, no pass per task).
+fn series_sync(n: u64) {
+    let mut ev = EventLoop::new().unwrap();
+    let t = Instant::now();
+    let tasks =
+        (0..n).map(|_| |ev: &mut EventLoop, done: Completion<()>| done.complete(ev, Ok(())));
+    series(&mut ev, tasks, move |_, r| {
+        COUNT.with(|c| c.set(r.unwrap().len() as u64));
+    });
+    ev.run().unwrap();
+    assert_eq!(COUNT.with(Cell::get), n);
+    report(
+        "W2s",
+        n,
+        t.elapsed().as_secs_f64(),
+        &format!(",\"passes\":{}", ev.iterations()),
+    );
 }
 
 thread_local! {
