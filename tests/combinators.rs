@@ -525,10 +525,17 @@ fn race_first_completion_wins_and_the_rest_are_ignored() {
         push(&l, format!("won {}", r.unwrap()))
     });
     ev.run().unwrap();
+    // The winner is decided by deadline order; when "won" prints relative to
+    // the losers depends on how late the loop runs, so only count.
+    let log = log.borrow();
     assert_eq!(
-        *log.borrow(),
-        ["finished 2", "won 2", "finished 3", "finished 1"]
+        log.iter()
+            .filter(|e| e.starts_with("won"))
+            .collect::<Vec<_>>(),
+        ["won 2"]
     );
+    assert_eq!(log[0], "finished 2");
+    assert_eq!(log.len(), 4, "the losers still ran: {log:?}");
 
     // An error can win too; a later Ok is ignored, its value dropped.
     let drops = Rc::new(Cell::new(0));
@@ -622,27 +629,26 @@ fn timeout_fires_at_the_deadline_and_drops_the_late_value() {
     let log = new_log();
     let started = ev.now();
     let limit = Duration::from_millis(50);
+    // The task holds on to its token; it completes only after the timeout
+    // fired (no race between two timers on a loaded machine).
+    let held: Rc<RefCell<Option<Completion<Tracked>>>> = Rc::new(RefCell::new(None));
+    let h = held.clone();
     let (d, l) = (drops.clone(), log.clone());
-    let fired_at = Rc::new(Cell::new(None));
-    let f = fired_at.clone();
     timeout(
         &mut ev,
         limit,
-        move |ev, done: Completion<Tracked>| {
-            ev.set_timeout(Duration::from_millis(150), move |ev| {
+        move |_, done: Completion<Tracked>| *h.borrow_mut() = Some(done),
+        move |ev, r| {
+            let fired = ev.now() - started;
+            assert!(fired >= limit, "never before the deadline: {fired:?}");
+            assert_eq!(r.err().unwrap().kind(), io::ErrorKind::TimedOut);
+            push(&l, "timed out");
+            let late = held.borrow_mut().take().unwrap();
+            ev.call_soon(move |ev| {
                 push(&l, "late completion");
-                done.complete(ev, Ok(Tracked(d.clone())));
+                late.complete(ev, Ok(Tracked(d.clone())));
                 push(&l, format!("late value dropped: {}", d.get()));
             });
-        },
-        {
-            let l = log.clone();
-            move |ev, r| {
-                f.set(Some(ev.now()));
-                let e = r.err().unwrap();
-                assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-                push(&l, "timed out");
-            }
         },
     );
     ev.run().unwrap();
@@ -650,12 +656,7 @@ fn timeout_fires_at_the_deadline_and_drops_the_late_value() {
         *log.borrow(),
         ["timed out", "late completion", "late value dropped: 1"]
     );
-    let fired = fired_at.get().unwrap() - started;
-    assert!(fired >= limit, "never before the deadline: {fired:?}");
-    assert!(
-        fired < Duration::from_millis(150),
-        "before the task: {fired:?}"
-    );
+    assert_eq!(drops.get(), 1);
 }
 
 #[test]
