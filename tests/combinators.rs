@@ -1026,3 +1026,69 @@ fn retry_over_timeout_composes() {
     ev.run().unwrap();
     assert_eq!((attempts.get(), *out.borrow()), (2, Some("page")));
 }
+
+/// Killing the queue from inside its own worker takes effect at once: the
+/// running item still completes, the waiting ones are interrupted, the
+/// drain callback never runs. Pushing from inside the drain callback starts
+/// a new round, which drains again.
+#[test]
+fn kill_inside_the_worker_and_push_inside_drain() {
+    let mut ev = EventLoop::new().unwrap();
+    let log = new_log();
+    let slot: Rc<RefCell<Option<Queue<u32, u32>>>> = Rc::new(RefCell::new(None));
+    let s = slot.clone();
+    let queue = Queue::new(
+        1,
+        move |ev: &mut EventLoop, i: u32, done: Completion<u32>| {
+            if i == 1 {
+                let q = s.borrow_mut().take().unwrap();
+                assert!(q.kill(ev));
+            }
+            done.complete(ev, Ok(i));
+        },
+    )
+    .unwrap();
+    *slot.borrow_mut() = Some(queue.clone());
+    let l = log.clone();
+    queue.set_drain(move |_| push(&l, "drain"));
+    for i in 0..4 {
+        let l = log.clone();
+        queue
+            .push(&mut ev, i, move |_, r| {
+                push(&l, format!("{i}: {:?}", r.map_err(|e| e.kind())))
+            })
+            .unwrap();
+    }
+    ev.run().unwrap();
+    assert_eq!(
+        *log.borrow(),
+        [
+            "0: Ok(0)",
+            "2: Err(Interrupted)",
+            "3: Err(Interrupted)",
+            "1: Ok(1)"
+        ]
+    );
+
+    // Push inside drain: one drain per time the queue runs dry.
+    let log = new_log();
+    let queue = Queue::new(2, |ev: &mut EventLoop, i: u32, done: Completion<u32>| {
+        ev.set_timeout(Duration::from_millis(1), move |ev| done.complete(ev, Ok(i)));
+    })
+    .unwrap();
+    let (q, l) = (queue.clone(), log.clone());
+    let rounds = Rc::new(Cell::new(0));
+    queue.set_drain(move |ev| {
+        rounds.set(rounds.get() + 1);
+        push(&l, format!("drain {}", rounds.get()));
+        if rounds.get() == 1 {
+            let l = l.clone();
+            q.push(ev, 7, move |_, r| push(&l, format!("{}", r.unwrap())))
+                .unwrap();
+        }
+    });
+    queue.push(&mut ev, 1, |_, _| {}).unwrap();
+    ev.run().unwrap();
+    assert_eq!(*log.borrow(), ["drain 1", "7", "drain 2"]);
+    queue.kill(&mut ev); // the drain callback holds the queue
+}
