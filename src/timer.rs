@@ -776,7 +776,13 @@ mod tests {
             q.pop_due(1000, u64::MAX).is_none(),
             "b is due at 5000, not 1000"
         );
-        assert!(matches!(q.pop_due(5000, u64::MAX), Some(Fired { call: Call::Once(_), .. })));
+        assert!(matches!(
+            q.pop_due(5000, u64::MAX),
+            Some(Fired {
+                call: Call::Once(_),
+                ..
+            })
+        ));
         assert!(q.cancel(c));
     }
 
