@@ -2,6 +2,8 @@
 //! callbacks with their creation sites. The file is parsed here with a small
 //! JSON parser (the format's whole grammar, so a malformed file fails).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -179,26 +181,10 @@ fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("evloop-{}-{name}", std::process::id()))
 }
 
-/// target/<profile>/examples/<name>, built if missing (as tests/examples.rs).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join(name);
-    if !path.exists() {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "--example", name]);
-        if profile_dir.ends_with("release") {
-            cargo.arg("--release");
-        }
-        assert!(cargo.status().unwrap().success(), "building example {name}");
-    }
-    path
-}
-
 #[test]
 fn the_count_example_shows_three_ones_at_0s_and_three_twos_at_1s() {
     let path = temp("count.json");
-    let out = Command::new(example("count"))
+    let out = Command::new(common::example_path("count"))
         .env("EVLOOP_TRACE", &path)
         .output()
         .unwrap();

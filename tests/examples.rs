@@ -1,31 +1,15 @@
 //! The seed's examples: the synchronous and the asynchronous count.
 //! `cargo test` builds examples; this runs the built binaries.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// target/<profile>/examples/<name>, found from this test's own path; built
-/// first when only this test target was (`cargo test --test examples`).
-pub fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join(name);
-    if !path.exists() {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "--example", name]);
-        if profile_dir.ends_with("release") {
-            cargo.arg("--release");
-        }
-        assert!(cargo.status().unwrap().success(), "building example {name}");
-    }
-    path
-}
-
 fn run(name: &str) -> (Vec<String>, Duration) {
     let start = Instant::now();
-    let out = Command::new(example(name))
+    let out = Command::new(common::example_path(name))
         .output()
         .expect("example built by cargo test");
     let took = start.elapsed();
@@ -90,7 +74,7 @@ fn count_sync_runs_them_one_after_another() {
 
 #[test]
 fn cat_copies_a_pipe_and_a_regular_file() {
-    let mut child = Command::new(example("cat"))
+    let mut child = Command::new(common::example_path("cat"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -105,14 +89,17 @@ fn cat_copies_a_pipe_and_a_regular_file() {
     assert!(out.stdout == data, "piped stdin copied byte-exact");
 
     let file = std::fs::File::open("Cargo.toml").unwrap();
-    let out = Command::new(example("cat")).stdin(file).output().unwrap();
+    let out = Command::new(common::example_path("cat"))
+        .stdin(file)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, std::fs::read("Cargo.toml").unwrap());
 }
 
 #[test]
 fn signals_stops_on_sigint() {
-    let mut child = Command::new(example("signals"))
+    let mut child = Command::new(common::example_path("signals"))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -135,7 +122,10 @@ fn spawn_streams_ls_output_and_the_exit_status() {
     let dir = std::env::temp_dir().join(format!("evloop-spawn-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("marker-file"), "x").unwrap();
-    let out = Command::new(example("spawn")).arg(&dir).output().unwrap();
+    let out = Command::new(common::example_path("spawn"))
+        .arg(&dir)
+        .output()
+        .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -149,7 +139,7 @@ fn spawn_streams_ls_output_and_the_exit_status() {
 #[test]
 fn echo_server_echoes() {
     // Port 0: the server prints the port it got.
-    let mut child = Command::new(example("echo_server"))
+    let mut child = Command::new(common::example_path("echo_server"))
         .arg("127.0.0.1:0")
         .stdout(Stdio::piped())
         .spawn()
@@ -190,7 +180,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[test]
 fn proxy_relays_with_backpressure() {
     let spawn_reading_first_line = |name: &str, args: &[&str], prefix: &str| {
-        let mut child = Command::new(example(name))
+        let mut child = Command::new(common::example_path(name))
             .args(args)
             .stdout(Stdio::piped())
             .spawn()

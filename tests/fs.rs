@@ -1,30 +1,17 @@
 //! Files on the pool.
 
+mod common;
+
 use std::cell::RefCell;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::rc::Rc;
 
 use std::fs::OpenOptions;
 
+use common::TempDir;
 use evloop::{fs, ErrorContext, EventLoop, JobId};
-
-/// A fresh directory under the target dir, removed on drop.
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("evloop-fs-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
@@ -37,7 +24,7 @@ fn entries(dir: &Path) -> Vec<String> {
 
 #[test]
 fn write_read_append_metadata_read_dir_rename_remove() {
-    let tmp = TempDir::new("ops");
+    let tmp = TempDir::new("fs-ops");
     let dir = tmp.0.clone();
     let mut ev = EventLoop::new().unwrap();
     let log = Rc::new(RefCell::new(Vec::<String>::new()));
@@ -96,7 +83,7 @@ fn write_read_append_metadata_read_dir_rename_remove() {
 
 #[test]
 fn errors_reach_the_callback() {
-    let tmp = TempDir::new("errors");
+    let tmp = TempDir::new("fs-errors");
     let mut ev = EventLoop::new().unwrap();
     let kinds = Rc::new(RefCell::new(Vec::new()));
     let missing = tmp.0.join("missing");
@@ -124,7 +111,7 @@ fn errors_reach_the_callback() {
 
 #[test]
 fn write_file_over_a_directory_fails_and_leaves_no_temp_file() {
-    let tmp = TempDir::new("overdir");
+    let tmp = TempDir::new("fs-overdir");
     let target = tmp.0.join("taken");
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("inside"), "x").unwrap();
@@ -170,7 +157,7 @@ fn write_file_never_leaves_a_partial_file() {
         ev.run().unwrap();
         return;
     }
-    let tmp = TempDir::new("partial");
+    let tmp = TempDir::new("fs-partial");
     std::fs::write(tmp.0.join("f"), "old contents").unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -201,7 +188,7 @@ fn write_file_never_leaves_a_partial_file() {
 #[test]
 fn write_file_replaces_and_keeps_permissions() {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = TempDir::new("perm");
+    let tmp = TempDir::new("fs-perm");
     let f = tmp.0.join("f");
     std::fs::write(&f, "old").unwrap();
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -238,7 +225,7 @@ fn read_write_create() -> OpenOptions {
 /// and Node's test/parallel/test-fs-read.js / test-fs-truncate.js.
 #[test]
 fn open_write_read_stat_truncate_sync_close() {
-    let tmp = TempDir::new("file-ops");
+    let tmp = TempDir::new("fs-file-ops");
     let path = tmp.0.join("f");
     let mut ev = EventLoop::new().unwrap();
     let file = done(&mut ev, |ev, cb| {
@@ -275,7 +262,7 @@ fn open_write_read_stat_truncate_sync_close() {
 /// offset past the end).
 #[test]
 fn a_write_past_the_end_leaves_a_hole_of_zeros() {
-    let tmp = TempDir::new("hole");
+    let tmp = TempDir::new("fs-hole");
     let path = tmp.0.join("f");
     let mut ev = EventLoop::new().unwrap();
     let file = done(&mut ev, |ev, cb| {
@@ -299,7 +286,7 @@ fn a_write_past_the_end_leaves_a_hole_of_zeros() {
 /// fd).
 #[test]
 fn a_closed_file_refuses_every_call_and_a_second_close() {
-    let tmp = TempDir::new("closed");
+    let tmp = TempDir::new("fs-closed");
     let path = tmp.0.join("f");
     std::fs::write(&path, "data").unwrap();
     let mut ev = EventLoop::new().unwrap();
@@ -340,7 +327,7 @@ fn a_closed_file_refuses_every_call_and_a_second_close() {
 /// reports success once it is done.
 #[test]
 fn close_lets_jobs_started_before_it_finish() {
-    let tmp = TempDir::new("close-pending");
+    let tmp = TempDir::new("fs-close-pending");
     let path = tmp.0.join("f");
     std::fs::write(&path, vec![7u8; 100_000]).unwrap();
     let mut ev = EventLoop::new().unwrap();
@@ -373,7 +360,7 @@ fn close_lets_jobs_started_before_it_finish() {
 /// follows libuv test/test-fs.c fs_file_noent and fs_open_dir.
 #[test]
 fn open_errors_reach_the_callback() {
-    let tmp = TempDir::new("open-errors");
+    let tmp = TempDir::new("fs-open-errors");
     let mut ev = EventLoop::new().unwrap();
     let mut read_only = OpenOptions::new();
     read_only.read(true);
@@ -411,7 +398,7 @@ fn open_errors_reach_the_callback() {
 /// no abort.
 #[test]
 fn an_impossible_read_length_is_out_of_memory_not_a_crash() {
-    let tmp = TempDir::new("huge-read");
+    let tmp = TempDir::new("fs-huge-read");
     let path = tmp.0.join("f");
     let mut ev = EventLoop::new().unwrap();
     let file = done(&mut ev, |ev, cb| {
@@ -428,7 +415,7 @@ fn an_impossible_read_length_is_out_of_memory_not_a_crash() {
 #[test]
 fn mkdtemp_makes_unique_private_directories() {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = TempDir::new("mkdtemp");
+    let tmp = TempDir::new("fs-mkdtemp");
     let prefix = tmp.0.join("work-");
     let mut ev = EventLoop::new().unwrap();
     let a = done(&mut ev, |ev, cb| fs::mkdtemp(ev, &prefix, cb)).unwrap();
@@ -454,7 +441,7 @@ fn mkdtemp_makes_unique_private_directories() {
 #[test]
 fn copy_copies_contents_and_mode_and_overwrites() {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = TempDir::new("copy");
+    let tmp = TempDir::new("fs-copy");
     let (src, dst) = (tmp.0.join("src"), tmp.0.join("dst"));
     std::fs::write(&src, "original contents").unwrap();
     std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -474,7 +461,7 @@ fn copy_copies_contents_and_mode_and_overwrites() {
 /// follows libuv test/test-fs.c fs_symlink, fs_readlink, fs_realpath.
 #[test]
 fn symlink_read_link_and_canonicalize() {
-    let tmp = TempDir::new("links");
+    let tmp = TempDir::new("fs-links");
     let real = tmp.0.canonicalize().unwrap();
     std::fs::write(tmp.0.join("target"), "t").unwrap();
     let link = tmp.0.join("link");
@@ -512,7 +499,7 @@ fn symlink_read_link_and_canonicalize() {
 #[test]
 fn chmod_sets_the_mode_and_refuses_bad_modes() {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = TempDir::new("chmod");
+    let tmp = TempDir::new("fs-chmod");
     let f = tmp.0.join("f");
     std::fs::write(&f, "x").unwrap();
     let mut ev = EventLoop::new().unwrap();

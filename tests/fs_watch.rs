@@ -5,32 +5,19 @@
 //! sequences are exact, with no sleeps. A sentinel file (`STOP`) created
 //! last tells the callback that everything before it was delivered.
 
+mod common;
+
 use std::cell::RefCell;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use common::TempDir;
 use evloop::fs::{self, FsEvent, FsEventKind, FsWatcher, WatchOptions};
 use evloop::EventLoop;
 
 use FsEventKind::*;
-
-/// A fresh directory under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("evloop-watch-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A test that goes wrong fails instead of hanging: an unref'd timer that
 /// only fires while the loop is still running for other reasons.
@@ -86,7 +73,7 @@ fn touch(path: impl AsRef<Path>) {
 fn a_directory_watch_reports_create_modify_metadata_rename_remove() {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
-    let tmp = TempDir::new("dir");
+    let tmp = TempDir::new("watch-dir");
     let mut ev = EventLoop::new().unwrap();
     guard(&mut ev);
     let (watcher, log) = record_until_stop(&mut ev, &tmp.0, Default::default());
@@ -126,7 +113,7 @@ fn a_directory_watch_reports_create_modify_metadata_rename_remove() {
 /// returns on its own.
 #[test]
 fn a_file_watch_reports_changes_and_ends_when_the_file_is_removed() {
-    let tmp = TempDir::new("file");
+    let tmp = TempDir::new("watch-file");
     let f = tmp.0.join("watched.txt");
     std::fs::write(&f, "v1").unwrap();
     let mut ev = EventLoop::new().unwrap();
@@ -166,7 +153,7 @@ fn a_file_watch_reports_changes_and_ends_when_the_file_is_removed() {
 /// directory removed is reported and the watch ends.
 #[test]
 fn removing_the_watched_directory_ends_the_watch() {
-    let tmp = TempDir::new("rmdir");
+    let tmp = TempDir::new("watch-rmdir");
     let d = tmp.0.join("d");
     std::fs::create_dir(&d).unwrap();
     let mut ev = EventLoop::new().unwrap();
@@ -191,7 +178,7 @@ fn removing_the_watched_directory_ends_the_watch() {
 /// reported for changes at its new place).
 #[test]
 fn moving_the_watched_directory_ends_the_watch() {
-    let tmp = TempDir::new("mvdir");
+    let tmp = TempDir::new("watch-mvdir");
     let (d, moved) = (tmp.0.join("d"), tmp.0.join("moved"));
     std::fs::create_dir(&d).unwrap();
     let mut ev = EventLoop::new().unwrap();
@@ -214,7 +201,7 @@ fn moving_the_watched_directory_ends_the_watch() {
 /// behind.
 #[test]
 fn watching_a_missing_path_is_a_clear_error() {
-    let tmp = TempDir::new("missing");
+    let tmp = TempDir::new("watch-missing");
     let missing = tmp.0.join("no-such-dir");
     let mut ev = EventLoop::new().unwrap();
     let e = fs::watch(&mut ev, &missing, Default::default(), |_, _, _| {
@@ -233,7 +220,7 @@ fn watching_a_missing_path_is_a_clear_error() {
 /// fs_event_stop_in_cb: after close inside the callback, no event reaches it.
 #[test]
 fn closing_inside_the_callback_stops_at_once() {
-    let tmp = TempDir::new("close-in-cb");
+    let tmp = TempDir::new("watch-close-in-cb");
     let mut ev = EventLoop::new().unwrap();
     guard(&mut ev);
     let log: Log = Rc::default();
@@ -257,7 +244,7 @@ fn closing_inside_the_callback_stops_at_once() {
 /// watcher closed before the loop read them never reach it.
 #[test]
 fn no_callback_after_close_even_with_events_pending() {
-    let tmp = TempDir::new("pending");
+    let tmp = TempDir::new("watch-pending");
     let mut ev = EventLoop::new().unwrap();
     guard(&mut ev);
     let w = fs::watch(&mut ev, &tmp.0, Default::default(), |_, _, _| {
@@ -279,7 +266,7 @@ fn no_callback_after_close_even_with_events_pending() {
 /// closing one leaves the other working.
 #[test]
 fn two_watchers_of_one_path_both_get_events() {
-    let tmp = TempDir::new("twice");
+    let tmp = TempDir::new("watch-twice");
     let mut ev = EventLoop::new().unwrap();
     guard(&mut ev);
     let (first, log1) = record_until_stop(&mut ev, &tmp.0, Default::default());
@@ -306,7 +293,7 @@ fn two_watchers_of_one_path_both_get_events() {
 /// half (the cookie pairs them only within one watcher).
 #[test]
 fn a_move_between_two_watched_directories_is_out_for_one_in_for_the_other() {
-    let tmp = TempDir::new("between");
+    let tmp = TempDir::new("watch-between");
     let (a, b) = (tmp.0.join("a"), tmp.0.join("b"));
     std::fs::create_dir(&a).unwrap();
     std::fs::create_dir(&b).unwrap();
@@ -331,7 +318,7 @@ fn a_move_between_two_watched_directories_is_out_for_one_in_for_the_other() {
 /// watcher does not keep the loop alive; ref'd again, it does.
 #[test]
 fn an_unrefd_watcher_lets_run_return() {
-    let tmp = TempDir::new("unref");
+    let tmp = TempDir::new("watch-unref");
     let mut ev = EventLoop::new().unwrap();
     let w = fs::watch(&mut ev, &tmp.0, Default::default(), |_, _, _| {}).unwrap();
     assert!(ev.is_alive());
@@ -350,7 +337,7 @@ fn an_unrefd_watcher_lets_run_return() {
 /// when the loop runs again. With a panic handler, the loop goes on.
 #[test]
 fn a_panicking_callback_leaves_the_watcher_and_the_queued_events() {
-    let tmp = TempDir::new("panic");
+    let tmp = TempDir::new("watch-panic");
     let mut ev = EventLoop::new().unwrap();
     guard(&mut ev);
     let log: Log = Rc::default();
@@ -392,7 +379,7 @@ fn a_panicking_callback_leaves_the_watcher_and_the_queued_events() {
 /// new name, directories moved out stop reporting, moved-in ones start.
 #[test]
 fn a_recursive_watch_follows_the_tree() {
-    let tmp = TempDir::new("recursive");
+    let tmp = TempDir::new("watch-recursive");
     let root = tmp.0.join("root");
     let outside = tmp.0.join("outside");
     std::fs::create_dir_all(root.join("sub/deep")).unwrap();
@@ -466,7 +453,7 @@ fn a_recursive_watch_follows_the_tree() {
 /// A recursive watch of a file is a plain file watch.
 #[test]
 fn recursive_on_a_file_watches_the_file() {
-    let tmp = TempDir::new("recursive-file");
+    let tmp = TempDir::new("watch-recursive-file");
     let f = tmp.0.join("f");
     std::fs::write(&f, "").unwrap();
     let mut ev = EventLoop::new().unwrap();
@@ -496,7 +483,7 @@ fn a_queue_overflow_is_reported_and_watching_goes_on() {
     else {
         return; // unknown or huge limit: cannot overflow cheaply
     };
-    let tmp = TempDir::new("overflow");
+    let tmp = TempDir::new("watch-overflow");
     let mut ev = EventLoop::new().unwrap();
     guard(&mut ev);
     let (_, log) = record_until_stop(&mut ev, &tmp.0, Default::default());
@@ -526,7 +513,7 @@ fn a_queue_overflow_is_reported_and_watching_goes_on() {
 /// loops, so it can never reach that loop's watchers.
 #[test]
 fn a_watcher_handle_does_nothing_on_another_loop() {
-    let tmp = TempDir::new("other-loop");
+    let tmp = TempDir::new("watch-other-loop");
     let mut ev = EventLoop::new().unwrap();
     let mut other = EventLoop::new().unwrap();
     let w = fs::watch(&mut ev, &tmp.0, Default::default(), |_, _, _| {}).unwrap();

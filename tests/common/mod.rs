@@ -1,4 +1,5 @@
-//! Helpers shared by the networking tests.
+//! Helpers shared by the tests: fd counting, an echo server, example
+//! binaries, temporary directories.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -152,5 +153,24 @@ impl Drop for ExampleServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A fresh directory under the temp dir, removed on drop. Names include
+/// the process id, so two test binaries never share one.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("evloop-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
