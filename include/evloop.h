@@ -71,8 +71,8 @@ const char *evl_version_string(void);
 
 typedef struct evl_loop evl_loop;
 typedef struct evl_handle evl_handle;     /* thread-safe entry into a loop */
-typedef struct evl_stream evl_stream;     /* a TCP connection */
-typedef struct evl_server evl_server;     /* a listening TCP socket */
+typedef struct evl_stream evl_stream;     /* a TCP, Unix socket or pipe stream */
+typedef struct evl_server evl_server;     /* a listening TCP or Unix socket */
 /* Ids of timers, fd watchers and work. An id is never reused by its loop
  * (past 10^12 ids made, or 16.7 million live at once of one kind, a call
  * that would hand out one fails with -ENOSPC). Any other number, or an id of
@@ -277,7 +277,7 @@ typedef void (*evl_read_cb)(evl_loop *loop, evl_stream *stream, ssize_t nread,
 int evl_tcp_listen(evl_loop *loop, const char *ip, int port, int backlog,
                    evl_connection_cb cb, void *data, evl_free_cb free_data,
                    evl_server **out);
-/* The port a server listens on. */
+/* The port a TCP server listens on (-ENOTSUP for a Unix server). */
 int evl_server_port(evl_loop *loop, evl_server *server);
 /* Stops listening and frees the server (free_data is called). */
 int evl_server_close(evl_loop *loop, evl_server *server);
@@ -384,6 +384,195 @@ int evl_gather_new(evl_loop *loop, unsigned n, evl_status_cb done, void *data,
  * a positive status; -ENOENT for an unknown id, including one that already
  * had its n dones (a done called too often). */
 int evl_gather_done(evl_loop *loop, evl_gather_id id, int status);
+/* ==== Timers and callbacks: changing them later ============================ */
+
+typedef uint64_t evl_soon_id;
+
+/* Restarts a pending timer from the loop time: its deadline becomes
+ * evl_now_ms() + its delay (a one-shot) or its period (an interval), as
+ * libuv's uv_timer_again. -ENOENT if the timer is not pending. */
+int evl_timer_refresh(evl_loop *loop, evl_timer_id id);
+/* An interval's period, in *ms (rounded down) or *ns. -ENOENT if the timer
+ * is not pending, -EINVAL for a one-shot timer or a NULL out pointer. */
+int evl_timer_get_period(evl_loop *loop, evl_timer_id id, uint64_t *ms);
+int evl_timer_get_period_ns(evl_loop *loop, evl_timer_id id, uint64_t *ns);
+/* Changes an interval's period (uv_timer_set_repeat): the call already
+ * queued keeps its deadline, the new period counts from the next re-arm on
+ * (also when set from the interval's own callback); evl_timer_refresh
+ * applies it at once. -ENOENT if not pending, -EINVAL for a one-shot. */
+int evl_timer_set_period(evl_loop *loop, evl_timer_id id, uint64_t ms);
+int evl_timer_set_period_ns(evl_loop *loop, evl_timer_id id, uint64_t ns);
+/* Milliseconds from evl_now_ms() until the timer is due, rounded up (0:
+ * due now or overdue); inside an interval's own callback, its period.
+ * -ENOENT if the timer is not pending, -EINVAL for a NULL loop. */
+int64_t evl_timer_due_in_ms(evl_loop *loop, evl_timer_id id);
+
+/* As evl_call_soon, and stores an id in *out (if not NULL) with which
+ * evl_cancel_soon takes the callback back before it runs (Node's
+ * setImmediate / clearImmediate). */
+int evl_call_soon_cancellable(evl_loop *loop, evl_cb cb, void *data,
+                              evl_free_cb free_data, evl_soon_id *out);
+/* 1 if the callback was still queued (it will not run; free_data is called
+ * before this returns), 0 if not (it ran, was cancelled, or unknown id). */
+int evl_cancel_soon(evl_loop *loop, evl_soon_id id);
+
+/* ==== Streams of every kind ================================================= */
+/* An evl_stream is a TCP connection, a Unix stream socket or a pipe (a pipe
+ * end, FIFO, terminal or other stream-like fd). evl_stream_read_start,
+ * _read_stop, _write, _write_queue_size, _shutdown and _close work on all
+ * of them; a pipe that is not a socket cannot be half-closed, so
+ * evl_stream_shutdown on a write-only pipe end closes it (its reader sees
+ * EOF). A call made for another kind (evl_tcp_* on a pipe, evl_unix_* on
+ * TCP) returns -ENOTSUP; a pointer that is not a live stream, -EINVAL. */
+
+/* What an fd or stream is, as evl_guess_handle and evl_stream_kind say. */
+enum {
+    EVL_HANDLE_UNKNOWN = 0,       /* anything else (eventfd, datagram Unix socket...) */
+    EVL_HANDLE_TCP = 1,           /* a connected TCP socket: evl_tcp_open */
+    EVL_HANDLE_TCP_LISTENER = 2,  /* a listening TCP socket: evl_tcp_listen_fd */
+    EVL_HANDLE_UNIX = 3,          /* a Unix stream socket: evl_unix_open */
+    EVL_HANDLE_UNIX_LISTENER = 4, /* a listening Unix socket: evl_unix_listen_fd */
+    EVL_HANDLE_UDP = 5,           /* a UDP socket */
+    EVL_HANDLE_PIPE = 6,          /* a pipe or FIFO: evl_pipe_open */
+    EVL_HANDLE_TTY = 7,           /* a terminal or other character device: evl_pipe_open */
+    EVL_HANDLE_FILE = 8           /* a regular file or directory: not pollable */
+};
+
+typedef void (*evl_stream_cb)(evl_loop *loop, evl_stream *stream, void *data);
+
+/* EVL_HANDLE_TCP, EVL_HANDLE_UNIX or EVL_HANDLE_PIPE. */
+int evl_stream_kind(evl_loop *loop, evl_stream *stream);
+/* Sets the write queue's water marks (low <= high, else -EINVAL):
+ * evl_stream_write returns 0 while the queue is above high, and the drain
+ * callback runs when it falls to low after it was above high. The default
+ * is 64 KiB and 16 KiB. */
+int evl_stream_set_water_marks(evl_loop *loop, evl_stream *stream, size_t high,
+                               size_t low);
+/* Sets the drain callback (see above), replacing the previous one (whose
+ * free_data runs). cb may be NULL: that removes the callback, and this
+ * call's free_data runs before it returns. free_data also runs when the
+ * stream closes. */
+int evl_stream_on_drain(evl_loop *loop, evl_stream *stream, evl_stream_cb cb,
+                        void *data, evl_free_cb free_data);
+/* Writes what the OS takes now, queueing nothing (uv_try_write): the number
+ * of bytes written (maybe fewer than len), -EAGAIN if none could be written
+ * or if writes are queued (writing around them would reorder the bytes),
+ * -ENOTCONN after close, -EPIPE after shutdown, -EINVAL for bad arguments. */
+ssize_t evl_stream_try_write(evl_loop *loop, evl_stream *stream, const void *buf,
+                             size_t len);
+/* Pauses reading and keeps the read callback (for backpressure): no read
+ * callback runs until evl_stream_resume_reading. No-ops if not reading /
+ * not paused. -ENOTCONN after close. */
+int evl_stream_pause_reading(evl_loop *loop, evl_stream *stream);
+int evl_stream_resume_reading(evl_loop *loop, evl_stream *stream);
+/* keep_alive 0: the stream's reads and writes no longer keep the loop alive;
+ * 1: they do again (the default). -ENOTCONN after close. */
+int evl_stream_set_ref(evl_loop *loop, evl_stream *stream, int keep_alive);
+
+/* ==== TCP extras ============================================================ */
+
+typedef uint64_t evl_connect_id;
+
+/* Room for any address evl_tcp_peer_addr writes, with its NUL. */
+#define EVL_ADDRSTRLEN 80
+
+/* Connects as evl_tcp_connect, optionally bound first to bind_ip:bind_port
+ * (bind_ip NULL: not bound, bind_port must be 0; port 0 picks one) and
+ * failing with -ETIMEDOUT after timeout_ms (0: no timeout). Stores the
+ * request's id in *out (if not NULL) for evl_connect_cancel. Errors: as
+ * evl_tcp_connect, and for the bind: -EADDRINUSE, -EADDRNOTAVAIL, -EINVAL
+ * (the two addresses of different families). */
+int evl_tcp_connect_ex(evl_loop *loop, const char *ip, int port,
+                       const char *bind_ip, int bind_port, uint64_t timeout_ms,
+                       evl_connect_cb cb, void *data, evl_free_cb free_data,
+                       evl_connect_id *out);
+/* Cancels a pending connect (TCP or Unix): its socket is closed now and its
+ * callback runs on a later pass with -ECANCELED and NULL. -ENOENT once the
+ * callback is due or ran, after an earlier cancel, or for an unknown id. */
+int evl_connect_cancel(evl_loop *loop, evl_connect_id id);
+
+/* The stream's peer / local address as text into buf (size bytes):
+ * "127.0.0.1:8080" or "[::1]:8080", NUL-terminated; returns its length.
+ * -ENOBUFS if it does not fit (EVL_ADDRSTRLEN always does), -ENOTCONN
+ * after close or when the peer is gone, -EINVAL for a NULL buf. */
+int evl_tcp_peer_addr(evl_loop *loop, evl_stream *stream, char *buf, size_t size);
+int evl_tcp_local_addr(evl_loop *loop, evl_stream *stream, char *buf, size_t size);
+/* TCP_NODELAY on (1, the default for evloop's streams) or off (0). */
+int evl_tcp_set_nodelay(evl_loop *loop, evl_stream *stream, int enable);
+/* Keepalive probes after delay_s seconds of silence (1..32767, else
+ * -EINVAL), or off (enable 0; delay_s ignored). */
+int evl_tcp_set_keepalive(evl_loop *loop, evl_stream *stream, int enable,
+                          unsigned delay_s);
+/* As evl_stream_close, with a reset (RST) instead of a graceful FIN
+ * (uv_tcp_close_reset): unsent data is dropped and the peer's next read or
+ * write fails with -ECONNRESET. cb may be NULL. -ENOTCONN if closed. */
+int evl_tcp_close_reset(evl_loop *loop, evl_stream *stream, evl_cb cb,
+                        void *data, evl_free_cb free_data);
+
+/* ==== Unix sockets and pipes ================================================ */
+
+/* Listens on the socket file path (which must not exist: -EADDRINUSE), as
+ * evl_tcp_listen does; the file is not removed on close. A path longer
+ * than a socket address holds (107 bytes) is -EINVAL. */
+int evl_unix_listen(evl_loop *loop, const char *path, int backlog,
+                    evl_connection_cb cb, void *data, evl_free_cb free_data,
+                    evl_server **out);
+/* The path a Unix server listens on, as evl_tcp_peer_addr writes text: its
+ * length, -ENOBUFS if it does not fit; -ENOTSUP for a TCP server.
+ * (evl_server_port gives -ENOTSUP for a Unix server.) */
+int evl_server_path(evl_loop *loop, evl_server *server, char *buf, size_t size);
+/* Connects to the socket file path; cb runs on a later pass with the
+ * stream, or -ENOENT, -ECONNREFUSED, -EAGAIN (the listener's backlog is
+ * full). The request's id goes to *out if not NULL (evl_connect_cancel). */
+int evl_unix_connect(evl_loop *loop, const char *path, evl_connect_cb cb,
+                     void *data, evl_free_cb free_data, evl_connect_id *out);
+/* A connected pair of Unix stream sockets (socketpair). */
+int evl_unix_pair(evl_loop *loop, evl_stream **a, evl_stream **b);
+
+/* Queues buf (len >= 1 bytes: fds travel with data) with the fds passed
+ * along (SCM_RIGHTS, at most 253): the peer gets new fds for them with the
+ * first byte of buf. On success the fds are taken over: they are closed
+ * before this returns (evloop sends duplicates; dup one first to keep it).
+ * On error they stay yours, untouched. cb (may be NULL) and the return
+ * value are as evl_stream_write's. -EBADF for an fd that is not open,
+ * -ENOTSUP for a stream that is not a Unix socket. */
+int evl_unix_write_fds(evl_loop *loop, evl_stream *stream, const void *buf,
+                       size_t len, const int *fds, size_t nfds,
+                       evl_status_cb cb, void *data, evl_free_cb free_data);
+/* Number of received fds not taken yet. Take them in the read callback
+ * that got the bytes they came with; those never taken are closed with the
+ * stream. */
+int evl_unix_pending_fds(evl_loop *loop, evl_stream *stream);
+/* Moves the received fds (close-on-exec, now yours) into fds, oldest first,
+ * and returns their number (0: none). -ENOBUFS, taking none, if max is
+ * less than evl_unix_pending_fds. */
+int evl_unix_take_fds(evl_loop *loop, evl_stream *stream, int *fds, size_t max);
+
+/* An anonymous pipe as two streams: read from *read_end, write to
+ * *write_end (evl_stream_shutdown on it closes it: the reader sees EOF). */
+int evl_pipe(evl_loop *loop, evl_stream **read_end, evl_stream **write_end);
+
+/* ==== Opening fds made elsewhere ============================================ */
+/* The calls below take over fd on success (made non-blocking; the stream
+ * or server closes it). On error the fd stays yours and open. They answer
+ * -EBADF for an fd that is not open, -EINVAL for one of another kind (see
+ * evl_guess_handle) or the loop's own evl_backend_fd. */
+
+/* What fd is: an EVL_HANDLE_* kind (uv_guess_handle), or -EBADF. */
+int evl_guess_handle(int fd);
+/* A pipe end, FIFO, terminal or other stream-like fd that is not a socket,
+ * as a stream. -EPERM for a regular file or directory (not pollable),
+ * -EINVAL for a socket (use evl_tcp_open / evl_unix_open). */
+int evl_pipe_open(evl_loop *loop, int fd, evl_stream **out);
+/* A connected TCP socket / Unix stream socket, as a stream. */
+int evl_tcp_open(evl_loop *loop, int fd, evl_stream **out);
+int evl_unix_open(evl_loop *loop, int fd, evl_stream **out);
+/* A listening TCP / Unix socket, served as evl_tcp_listen / evl_unix_listen
+ * serve theirs (cb must not be NULL). */
+int evl_tcp_listen_fd(evl_loop *loop, int fd, evl_connection_cb cb, void *data,
+                      evl_free_cb free_data, evl_server **out);
+int evl_unix_listen_fd(evl_loop *loop, int fd, evl_connection_cb cb, void *data,
+                       evl_free_cb free_data, evl_server **out);
 
 #ifdef __cplusplus
 }

@@ -47,6 +47,10 @@ mod diag;
 mod gather;
 mod loop_api;
 mod net;
+mod stream;
+mod tcp;
+mod timers;
+mod unix;
 mod work;
 
 use std::cell::{Cell, RefCell};
@@ -377,6 +381,8 @@ errno_table! {
     EADDRNOTAVAIL => "address not available",
     ENETUNREACH => "network unreachable",
     ECONNABORTED => "connection aborted",
+    ENOBUFS => "no buffer space (e.g. a caller's buffer or fd array is too small)",
+    ENOTSUP => "operation not supported (e.g. a TCP call on a Unix stream or pipe)",
     ECONNRESET => "connection reset by peer",
     ENOTCONN => "not connected (the stream is closed)",
     ESHUTDOWN => "the loop is gone",

@@ -1,28 +1,31 @@
-//! C entry points for TCP: servers, connects, and streams.
+//! C entry points for TCP servers and connects, and for the calls every
+//! stream kind shares (read, write, shutdown, close).
 //!
 //! `evl_stream` and `evl_server` are boxes owned by the loop's table of live
 //! C objects ([`Objects`]): a pointer is only dereferenced after the table
 //! confirms it is live, so a stale pointer is `-EINVAL`, not a crash. A
 //! stream's box is freed after its close callback; whatever is still open
-//! when the loop is freed is freed with it.
+//! when the loop is freed is freed with it. A stream is any of the Rust
+//! stream kinds ([`AnyStream`]), a server either server kind ([`AnyServer`]).
 
 use std::collections::HashSet;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
+use super::stream::{AnyServer, AnyStream};
 use super::{errno, evl_cb, evl_free_cb, evl_loop, guard, or_disarm, shared_data, Current, EINVAL};
-use crate::net::{tcp, TcpServer, TcpStream};
+use crate::net::tcp;
 use crate::EventLoop;
 
 /// The C `evl_stream`.
 pub struct evl_stream {
-    stream: TcpStream,
+    pub(super) stream: AnyStream,
 }
 
 /// The C `evl_server`.
 pub struct evl_server {
-    server: TcpServer,
+    pub(super) server: AnyServer,
 }
 
 /// `void (*)(evl_loop *, evl_server *, int status, evl_stream *client, void *data)`
@@ -59,9 +62,9 @@ pub type evl_status_cb = super::work::evl_status_cb;
 
 /// The loop's live C streams and servers.
 #[derive(Default)]
-struct Objects {
-    streams: HashSet<usize>,
-    servers: HashSet<usize>,
+pub(super) struct Objects {
+    pub(super) streams: HashSet<usize>,
+    pub(super) servers: HashSet<usize>,
 }
 
 impl Drop for Objects {
@@ -78,14 +81,14 @@ impl Drop for Objects {
     }
 }
 
-fn new_stream(ev: &mut EventLoop, stream: TcpStream) -> *mut evl_stream {
+pub(super) fn new_stream(ev: &mut EventLoop, stream: AnyStream) -> *mut evl_stream {
     let p = Box::into_raw(Box::new(evl_stream { stream }));
     ev.layer_state::<Objects>().streams.insert(p as usize);
     p
 }
 
 /// The live stream behind a C pointer.
-fn stream_of(ev: &mut EventLoop, s: *mut evl_stream) -> Option<TcpStream> {
+pub(super) fn stream_of(ev: &mut EventLoop, s: *mut evl_stream) -> Option<AnyStream> {
     if !ev.layer_state::<Objects>().streams.contains(&(s as usize)) {
         return None;
     }
@@ -93,12 +96,28 @@ fn stream_of(ev: &mut EventLoop, s: *mut evl_stream) -> Option<TcpStream> {
     Some(unsafe { (*s).stream.clone() })
 }
 
+/// Boxes a server for C and enters it in the table of live objects.
+pub(super) fn new_server(ev: &mut EventLoop, server: AnyServer) -> *mut evl_server {
+    let p = Box::into_raw(Box::new(evl_server { server }));
+    ev.layer_state::<Objects>().servers.insert(p as usize);
+    p
+}
+
+/// The live server behind a C pointer.
+pub(super) fn server_of(ev: &mut EventLoop, s: *mut evl_server) -> Option<AnyServer> {
+    if !ev.layer_state::<Objects>().servers.contains(&(s as usize)) {
+        return None;
+    }
+    // SAFETY: the table says it is a live box of ours.
+    Some(unsafe { (*s).server.clone() })
+}
+
 /// The address for `host` and `port`: an IP literal, or "localhost" (the
 /// loopback address, RFC 6761). Other names are not looked up: that would
 /// block the loop thread on DNS (libuv's `uv_ip4_addr` takes literals only
 /// too). `Err(-EINVAL)` for NULL, bad UTF-8, an empty host or a port outside
 /// 0..=65535; `Err(-ENXIO)` for any other name.
-fn resolve_addr(host: *const c_char, port: c_int) -> Result<SocketAddr, c_int> {
+pub(super) fn resolve_addr(host: *const c_char, port: c_int) -> Result<SocketAddr, c_int> {
     if host.is_null() {
         return Err(EINVAL);
     }
@@ -158,7 +177,7 @@ pub unsafe extern "C" fn evl_tcp_listen(
         let result = tcp::listen(ev, addr, options, move |ev, conn| {
             let _ = &keep; // `data` lives as long as the server
             let (status, client) = match conn {
-                Ok(stream) => (0, new_stream(ev, stream)),
+                Ok(stream) => (0, new_stream(ev, AnyStream::Tcp(stream))),
                 Err(e) => (errno(&e), std::ptr::null_mut()),
             };
             let server = me2.get() as *mut evl_server;
@@ -175,9 +194,8 @@ pub unsafe extern "C" fn evl_tcp_listen(
         });
         match or_disarm(result, &owned) {
             Ok(server) => {
-                let p = Box::into_raw(Box::new(evl_server { server }));
+                let p = new_server(ev, AnyServer::Tcp(server));
                 me.set(p as usize);
-                ev.layer_state::<Objects>().servers.insert(p as usize);
                 // SAFETY: checked non-null; C passes a writable pointer.
                 unsafe { out.write(p) };
                 0
@@ -191,17 +209,13 @@ pub unsafe extern "C" fn evl_tcp_listen(
 pub unsafe extern "C" fn evl_server_port(lp: *mut evl_loop, server: *mut evl_server) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);
-        if !ev
-            .layer_state::<Objects>()
-            .servers
-            .contains(&(server as usize))
-        {
-            return EINVAL;
-        }
-        // SAFETY: the table says it is a live box of ours.
-        match unsafe { (*server).server.local_addr() } {
-            Ok(addr) => c_int::from(addr.port()),
-            Err(e) => errno(&e),
+        match server_of(ev, server) {
+            Some(AnyServer::Tcp(server)) => match server.local_addr() {
+                Ok(addr) => c_int::from(addr.port()),
+                Err(e) => errno(&e),
+            },
+            Some(AnyServer::Unix(_)) => -libc::ENOTSUP,
+            None => EINVAL,
         }
     })
 }
@@ -249,7 +263,7 @@ pub unsafe extern "C" fn evl_tcp_connect(
         let (lpu, ptr) = (lp as usize, data as usize);
         let result = tcp::connect(ev, addr, move |ev, conn| {
             let (status, stream) = match conn {
-                Ok(stream) => (0, new_stream(ev, stream)),
+                Ok(stream) => (0, new_stream(ev, AnyStream::Tcp(stream))),
                 Err(e) => (errno(&e), std::ptr::null_mut()),
             };
             // SAFETY: C's callback and data, valid until free_data.
@@ -282,7 +296,7 @@ pub unsafe extern "C" fn evl_stream_read_start(
         let owned = shared_data(data, free_data);
         let keep = owned.clone();
         let (lpu, ptr, su) = (lp as usize, data as usize, s as usize);
-        let result = stream.read_start(ev, move |ev, _, chunk: io::Result<&[u8]>| {
+        let result = stream.read_start(ev, move |ev, chunk: io::Result<&[u8]>| {
             let _ = &keep; // `data` lives until reading stops
             let (n, buf) = match chunk {
                 Ok(bytes) => (bytes.len() as isize, bytes.as_ptr().cast::<c_char>()),
@@ -320,7 +334,7 @@ pub unsafe extern "C" fn evl_stream_read_stop(lp: *mut evl_loop, s: *mut evl_str
 
 /// A status callback (may be NULL) and its data, as a Rust `done`, for a
 /// call that may still fail: pass the first value to [`or_disarm`] with its result.
-fn status_done(
+pub(super) fn status_done(
     lp: *mut evl_loop,
     cb: evl_status_cb,
     data: *mut c_void,
@@ -430,31 +444,45 @@ pub unsafe extern "C" fn evl_stream_close(
         let Some(stream) = stream_of(ev, s) else {
             return EINVAL;
         };
-        let owned = shared_data(data, free_data);
-        let keep = owned.clone();
-        let (lpu, ptr, su) = (lp as usize, data as usize, s as usize);
-        let closing = stream.close_with(ev, move |ev| {
-            if let Some(cb) = cb {
-                // SAFETY: C's callback and data, valid until free_data.
-                Current::run(lpu, ev, || unsafe {
-                    cb(lpu as *mut evl_loop, ptr as *mut c_void)
-                });
-            }
-            drop(keep);
-            if ev.layer_state::<Objects>().streams.remove(&su) {
-                // SAFETY: it was in the table, so it is a live box of ours,
-                // and now out of it: this is its only owner.
-                drop(unsafe { Box::from_raw(su as *mut evl_stream) });
-            }
-        });
-        let result = if closing {
-            Ok(())
-        } else {
-            Err(crate::net::closed_error()) // closing already: -ENOTCONN
-        };
-        match or_disarm(result, &owned) {
-            Ok(()) => 0,
-            Err(rc) => rc,
-        }
+        close_stream(ev, lp, s, &stream, cb, data, free_data)
     })
+}
+
+/// Closes the live stream `stream` (C's `s`): `cb` (may be NULL) runs after
+/// the queued writes' callbacks, then the box is freed.
+pub(super) fn close_stream(
+    ev: &mut EventLoop,
+    lp: *mut evl_loop,
+    s: *mut evl_stream,
+    stream: &AnyStream,
+    cb: evl_cb,
+    data: *mut c_void,
+    free_data: evl_free_cb,
+) -> c_int {
+    let owned = shared_data(data, free_data);
+    let keep = owned.clone();
+    let (lpu, ptr, su) = (lp as usize, data as usize, s as usize);
+    let closing = stream.close_with(ev, move |ev| {
+        if let Some(cb) = cb {
+            // SAFETY: C's callback and data, valid until free_data.
+            Current::run(lpu, ev, || unsafe {
+                cb(lpu as *mut evl_loop, ptr as *mut c_void)
+            });
+        }
+        drop(keep);
+        if ev.layer_state::<Objects>().streams.remove(&su) {
+            // SAFETY: it was in the table, so it is a live box of ours,
+            // and now out of it: this is its only owner.
+            drop(unsafe { Box::from_raw(su as *mut evl_stream) });
+        }
+    });
+    let result = if closing {
+        Ok(())
+    } else {
+        Err(crate::net::closed_error()) // closing already: -ENOTCONN
+    };
+    match or_disarm(result, &owned) {
+        Ok(()) => 0,
+        Err(rc) => rc,
+    }
 }
