@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "evloop.h"
 
@@ -512,6 +515,525 @@ static void test_tcp(void) {
     CHECK_EQ(evl_loop_free(loop), 0);
 }
 
+/* ==== Timers and cancellable callbacks (changing them later) ================ */
+
+static evl_timer_id self_id;
+static int self_calls;
+
+/* An interval asks about itself and changes its own period. */
+static void interval_inspects_itself(evl_loop *loop, void *data) {
+    (void)data;
+    uint64_t ms = 0;
+    self_calls++;
+    if (self_calls == 1) {
+        CHECK_EQ(evl_timer_due_in_ms(loop, self_id), 5); /* its period, inside its call */
+        CHECK_EQ(evl_timer_set_period(loop, self_id, 7), 0);
+        CHECK_EQ(evl_timer_get_period(loop, self_id, &ms), 0);
+        CHECK_EQ(ms, 7);
+    } else {
+        CHECK_EQ(evl_timer_due_in_ms(loop, self_id), 7);
+        CHECK_EQ(evl_clear_timer(loop, self_id), 1);
+        CHECK_EQ(evl_timer_due_in_ms(loop, self_id), -ENOENT);
+    }
+}
+
+static evl_soon_id later_soon;
+static void cancels_later(evl_loop *loop, void *data) {
+    note((const char *)data);
+    CHECK_EQ(evl_cancel_soon(loop, later_soon), 1);
+    CHECK_EQ(evl_cancel_soon(loop, later_soon), 0);
+}
+
+/* follows libuv test/test-timer-again.c (refresh re-arms from the loop
+ * time) and test/test-timer.c timer_get_due_in; Node's
+ * test/parallel/test-timers-clearImmediate.js for cancel_soon. */
+static void test_timer_control(void) {
+    evl_loop *loop = new_loop();
+    int before = frees;
+    evl_timer_id once = 0, every = 0;
+    uint64_t v = 0;
+    CHECK_EQ(evl_set_timeout(loop, 200, note_cb, "T", count_free, &once), 0);
+    CHECK_EQ(evl_timer_due_in_ms(loop, once), 200);
+    CHECK_EQ(evl_timer_get_period(loop, once, &v), -EINVAL); /* a one-shot */
+    CHECK_EQ(evl_timer_set_period(loop, once, 5), -EINVAL);
+    usleep(30 * 1000);
+    evl_update_time(loop);
+    int64_t left = evl_timer_due_in_ms(loop, once);
+    CHECK(left >= 0 && left <= 170);
+    CHECK_EQ(evl_timer_refresh(loop, once), 0);
+    CHECK_EQ(evl_timer_due_in_ms(loop, once), 200); /* from the new loop time */
+    CHECK_EQ(evl_clear_timer(loop, once), 1);
+    CHECK_EQ(frees - before, 1);
+    CHECK_EQ(evl_timer_refresh(loop, once), -ENOENT);
+    CHECK_EQ(evl_timer_due_in_ms(loop, once), -ENOENT);
+    CHECK_EQ(evl_timer_get_period(loop, once, &v), -ENOENT);
+    CHECK_EQ(evl_timer_set_period(loop, once, 5), -ENOENT);
+
+    CHECK_EQ(evl_set_interval(loop, 50, note_cb, "I", count_free, &every), 0);
+    CHECK_EQ(evl_timer_get_period(loop, every, &v), 0);
+    CHECK_EQ(v, 50);
+    CHECK_EQ(evl_timer_get_period(loop, every, NULL), -EINVAL);
+    CHECK_EQ(evl_timer_set_period_ns(loop, every, 1500000), 0);
+    CHECK_EQ(evl_timer_get_period_ns(loop, every, &v), 0);
+    CHECK_EQ(v, 1500000);
+    CHECK_EQ(evl_timer_get_period(loop, every, &v), 0);
+    CHECK_EQ(v, 1); /* rounded down */
+    CHECK_EQ(evl_timer_due_in_ms(loop, every), 50); /* the queued call keeps its deadline */
+    CHECK_EQ(evl_timer_refresh(loop, every), 0);
+    CHECK_EQ(evl_timer_due_in_ms(loop, every), 2); /* 1.5 ms, rounded up */
+    CHECK_EQ(evl_clear_timer(loop, every), 1);
+
+    self_calls = 0;
+    CHECK_EQ(evl_set_interval(loop, 5, interval_inspects_itself, NULL, count_free, &self_id), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(self_calls, 2);
+    CHECK_EQ(frees - before, 3);
+
+    /* Cancellable callbacks keep their place in the queue. */
+    trace[0] = 0;
+    evl_soon_id a = 0, c = 0;
+    CHECK_EQ(evl_call_soon_cancellable(loop, note_cb, "a", count_free, &a), 0);
+    CHECK_EQ(evl_call_soon(loop, note_cb, "b", count_free), 0);
+    CHECK_EQ(evl_call_soon_cancellable(loop, note_cb, "c", count_free, &c), 0);
+    CHECK_EQ(evl_call_soon_cancellable(loop, cancels_later, "x", count_free, NULL), 0);
+    CHECK_EQ(evl_call_soon_cancellable(loop, note_cb, "y", count_free, &later_soon), 0);
+    CHECK_EQ(evl_call_soon(loop, note_cb, "z", count_free), 0);
+    CHECK(a != c);
+    CHECK_EQ(evl_cancel_soon(loop, c), 1);
+    CHECK_EQ(frees - before, 4); /* c's free_data, before cancel returned */
+    CHECK_EQ(evl_cancel_soon(loop, c), 0);
+    CHECK_EQ(evl_cancel_soon(loop, 424242), 0);
+    CHECK_EQ(evl_call_soon_cancellable(loop, NULL, "n", count_free, NULL), -EINVAL);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK(strcmp(trace, "abxz") == 0);
+    CHECK_EQ(evl_cancel_soon(loop, a), 0); /* ran already */
+    CHECK_EQ(frees - before, 9);
+    CHECK_EQ(evl_loop_free(loop), 0);
+}
+
+/* ==== Unix sockets ========================================================== */
+
+static char unix_dir[64], unix_path[128];
+static evl_server *unix_server;
+static char unix_got[64];
+
+static void unix_server_read(evl_loop *loop, evl_stream *s, ssize_t n, const char *buf, void *data) {
+    (void)data;
+    if (n > 0) {
+        note("r");
+        CHECK(evl_stream_write(loop, s, buf, (size_t)n, NULL, NULL, NULL) >= 0);
+    } else {
+        CHECK_EQ(n, 0);
+        note("e");
+        CHECK_EQ(evl_stream_close(loop, s, note_cb, "S", count_free), 0);
+        CHECK_EQ(evl_server_close(loop, unix_server), 0);
+    }
+}
+
+static void unix_on_connection(evl_loop *loop, evl_server *srv, int status, evl_stream *client,
+                               void *data) {
+    (void)data;
+    note("A");
+    CHECK(srv == unix_server);
+    CHECK_EQ(status, 0);
+    CHECK_EQ(evl_stream_kind(loop, client), EVL_HANDLE_UNIX);
+    CHECK_EQ(evl_stream_read_start(loop, client, unix_server_read, NULL, NULL), 0);
+}
+
+static void unix_client_read(evl_loop *loop, evl_stream *s, ssize_t n, const char *buf, void *data) {
+    (void)data;
+    if (n > 0) {
+        strncat(unix_got, buf, (size_t)n);
+    } else {
+        CHECK_EQ(n, 0);
+        note("E");
+        CHECK_EQ(evl_stream_close(loop, s, note_cb, "C", count_free), 0);
+    }
+}
+
+static void unix_on_connect(evl_loop *loop, int status, evl_stream *s, void *data) {
+    (void)data;
+    note("c");
+    CHECK_EQ(status, 0);
+    char addr[EVL_ADDRSTRLEN];
+    CHECK_EQ(evl_stream_kind(loop, s), EVL_HANDLE_UNIX);
+    CHECK_EQ(evl_tcp_set_nodelay(loop, s, 1), -ENOTSUP);
+    CHECK_EQ(evl_tcp_peer_addr(loop, s, addr, sizeof addr), -ENOTSUP);
+    CHECK_EQ(evl_tcp_close_reset(loop, s, NULL, NULL, NULL), -ENOTSUP);
+    CHECK_EQ(evl_stream_write(loop, s, "ping", 4, NULL, NULL, NULL), 1);
+    CHECK_EQ(evl_stream_shutdown(loop, s, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_stream_read_start(loop, s, unix_client_read, NULL, NULL), 0);
+}
+
+static int connect_status = 1;
+static void connect_status_cb(evl_loop *loop, int status, evl_stream *s, void *data) {
+    (void)loop;
+    CHECK(s == NULL);
+    connect_status = status;
+    note((const char *)data);
+}
+
+/* follows libuv test/test-pipe-connect-error.c and test/test-pipe-getsockname.c */
+static void test_unix(void) {
+    evl_loop *loop = new_loop();
+    int before = frees;
+    trace[0] = 0;
+    strcpy(unix_dir, "/tmp/evl-api-XXXXXX");
+    CHECK(mkdtemp(unix_dir) != NULL);
+    snprintf(unix_path, sizeof unix_path, "%s/sock", unix_dir);
+    CHECK_EQ(evl_unix_listen(loop, unix_path, 8, unix_on_connection, "L", count_free, &unix_server), 0);
+    char path[128];
+    CHECK_EQ(evl_server_path(loop, unix_server, path, sizeof path), (int)strlen(unix_path));
+    CHECK(strcmp(path, unix_path) == 0);
+    CHECK_EQ(evl_server_path(loop, unix_server, path, 4), -ENOBUFS);
+    CHECK_EQ(evl_server_port(loop, unix_server), -ENOTSUP);
+    evl_server *again = NULL;
+    CHECK_EQ(evl_unix_listen(loop, unix_path, 8, unix_on_connection, "L2", count_free, &again), -EADDRINUSE);
+    CHECK_EQ(frees - before, 0); /* a failed call never calls free_data */
+    evl_connect_id id = 0;
+    CHECK_EQ(evl_unix_connect(loop, unix_path, unix_on_connect, "c", count_free, &id), 0);
+    CHECK(id != 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK(strcmp(unix_got, "ping") == 0);
+    /* A Unix connect settles at once (its callback first, on the first
+     * pass); then accept, server read, server EOF, close S; client EOF,
+     * close C. */
+    CHECK(strcmp(trace, "cAreSEC") == 0);
+    CHECK_EQ(evl_connect_cancel(loop, id), -ENOENT); /* done already */
+    CHECK_EQ(frees - before, 4); /* listener, connect, two closes */
+
+    /* Nobody listens any more (the file stays): -ECONNREFUSED; no file: -ENOENT. */
+    trace[0] = 0;
+    CHECK_EQ(evl_unix_connect(loop, unix_path, connect_status_cb, "R", count_free, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(connect_status, -ECONNREFUSED);
+    unlink(unix_path);
+    CHECK_EQ(evl_unix_connect(loop, unix_path, connect_status_cb, "N", count_free, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(connect_status, -ENOENT);
+    /* Cancelled before its callback: -ECANCELED, once. */
+    CHECK_EQ(evl_unix_connect(loop, unix_path, connect_status_cb, "X", count_free, &id), 0);
+    CHECK_EQ(evl_connect_cancel(loop, id), 0);
+    CHECK_EQ(evl_connect_cancel(loop, id), -ENOENT);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(connect_status, -ECANCELED);
+    CHECK(strcmp(trace, "RNX") == 0);
+    CHECK_EQ(frees - before, 7);
+    rmdir(unix_dir);
+    CHECK_EQ(evl_loop_free(loop), 0);
+}
+
+/* ==== Pipes, water marks, drain, try_write, pause/resume ===================== */
+
+static evl_stream *pipe_r, *pipe_w;
+static size_t pipe_sent, pipe_read;
+static int drains, resumed_with;
+
+static void pipe_reader(evl_loop *loop, evl_stream *s, ssize_t n, const char *buf, void *data) {
+    (void)buf, (void)data;
+    if (n > 0) {
+        pipe_read += (size_t)n;
+    } else {
+        CHECK_EQ(n, 0); /* EOF once the write end closed */
+        CHECK_EQ(pipe_read, pipe_sent);
+        note("E");
+        CHECK_EQ(evl_stream_close(loop, s, NULL, NULL, NULL), 0);
+    }
+}
+
+static void pipe_drained(evl_loop *loop, evl_stream *s, void *data) {
+    note((const char *)data);
+    drains++;
+    CHECK(s == pipe_w);
+    CHECK(evl_stream_write_queue_size(loop, s) <= 2);
+    CHECK_EQ(evl_stream_close(loop, s, NULL, NULL, NULL), 0);
+}
+
+static void pipe_resume(evl_loop *loop, void *data) {
+    (void)data;
+    resumed_with = (int)pipe_read; /* nothing read while paused */
+    CHECK_EQ(evl_stream_resume_reading(loop, pipe_r), 0);
+}
+
+/* follows libuv test/test-pipe-set-non-blocking.c and test-tcp-try-write.c
+ * (try_write until EAGAIN) and Node's stream 'drain' tests. */
+static void test_pipes(void) {
+    evl_loop *loop = new_loop();
+    int before = frees;
+    trace[0] = 0;
+    CHECK_EQ(evl_pipe(loop, &pipe_r, &pipe_w), 0);
+    CHECK_EQ(evl_stream_kind(loop, pipe_r), EVL_HANDLE_PIPE);
+    CHECK_EQ(evl_stream_set_water_marks(loop, pipe_w, 1, 2), -EINVAL);
+    CHECK_EQ(evl_stream_set_water_marks(loop, pipe_w, 4, 2), 0);
+    static char chunk[4096];
+    memset(chunk, 'p', sizeof chunk);
+    ssize_t n;
+    while ((n = evl_stream_try_write(loop, pipe_w, chunk, sizeof chunk)) > 0)
+        pipe_sent += (size_t)n;
+    CHECK_EQ(n, -EAGAIN);
+    CHECK(pipe_sent >= 4096);
+    CHECK_EQ(evl_stream_write(loop, pipe_w, "12345678", 8, NULL, NULL, NULL), 0); /* above 4 */
+    pipe_sent += 8;
+    CHECK_EQ(evl_stream_write_queue_size(loop, pipe_w), 8);
+    CHECK_EQ(evl_stream_try_write(loop, pipe_w, "z", 1), -EAGAIN); /* writes queued */
+    CHECK_EQ(evl_stream_on_drain(loop, pipe_w, pipe_drained, "old", count_free), 0);
+    CHECK_EQ(evl_stream_on_drain(loop, pipe_w, pipe_drained, "D", count_free), 0);
+    CHECK_EQ(frees - before, 1); /* the replaced one */
+    CHECK_EQ(evl_stream_read_start(loop, pipe_r, pipe_reader, NULL, NULL), 0);
+    CHECK_EQ(evl_stream_pause_reading(loop, pipe_r), 0);
+    CHECK_EQ(evl_call_soon(loop, pipe_resume, NULL, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(resumed_with, 0);
+    CHECK_EQ(drains, 1);
+    CHECK_EQ(pipe_read, pipe_sent);
+    CHECK(strcmp(trace, "DE") == 0);
+    CHECK_EQ(frees - before, 2); /* D's free_data ran when the stream closed */
+
+    /* A NULL drain callback clears it; its own data is freed at once. */
+    CHECK_EQ(evl_pipe(loop, &pipe_r, &pipe_w), 0);
+    CHECK_EQ(evl_stream_on_drain(loop, pipe_w, pipe_drained, "D2", count_free), 0);
+    CHECK_EQ(evl_stream_on_drain(loop, pipe_w, NULL, "D3", count_free), 0);
+    CHECK_EQ(frees - before, 4);
+    CHECK_EQ(evl_stream_close(loop, pipe_w, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_stream_pause_reading(loop, pipe_w), -ENOTCONN);
+    CHECK_EQ(evl_stream_try_write(loop, pipe_w, "z", 1), -ENOTCONN);
+    CHECK_EQ(evl_stream_close(loop, pipe_r, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+
+    /* Opening fds: a pipe end, a terminal-like device, a regular file. */
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    CHECK_EQ(evl_guess_handle(p[0]), EVL_HANDLE_PIPE);
+    CHECK_EQ(evl_guess_handle(-1), -EBADF);
+    int devnull = open("/dev/null", O_RDONLY);
+    CHECK_EQ(evl_guess_handle(devnull), EVL_HANDLE_TTY);
+    char file[] = "/tmp/evl-api-file-XXXXXX";
+    int f = mkstemp(file);
+    unlink(file);
+    CHECK_EQ(evl_guess_handle(f), EVL_HANDLE_FILE);
+    evl_stream *s = NULL;
+    CHECK_EQ(evl_pipe_open(loop, f, &s), -EPERM);
+    CHECK(fcntl(f, F_GETFD) >= 0); /* still ours */
+    CHECK_EQ(evl_tcp_open(loop, p[1], &s), -EINVAL);
+    CHECK(fcntl(p[1], F_GETFD) >= 0);
+    CHECK_EQ(evl_pipe_open(loop, evl_backend_fd(loop), &s), -EINVAL);
+    CHECK_EQ(evl_pipe_open(loop, p[1], &s), 0);
+    CHECK_EQ(evl_stream_kind(loop, s), EVL_HANDLE_PIPE);
+    CHECK_EQ(evl_stream_write(loop, s, "via fd", 6, NULL, NULL, NULL), 1);
+    CHECK_EQ(evl_stream_close(loop, s, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    char got[16] = {0};
+    CHECK_EQ(read(p[0], got, sizeof got), 6);
+    CHECK(memcmp(got, "via fd", 6) == 0);
+    CHECK_EQ(read(p[0], got, sizeof got), 0); /* the stream closed p[1] */
+    close(p[0]);
+    close(devnull);
+    close(f);
+    CHECK_EQ(evl_loop_free(loop), 0);
+}
+
+/* ==== TCP extras ============================================================ */
+
+static int tcp_port, reset_seen = 1;
+static evl_server *tcp_server;
+static evl_connect_id tcp_connect_id;
+
+static void reset_read(evl_loop *loop, evl_stream *s, ssize_t n, const char *buf, void *data) {
+    (void)buf, (void)data;
+    reset_seen = (int)n;
+    note("R");
+    CHECK_EQ(evl_stream_close(loop, s, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_server_close(loop, tcp_server), 0);
+}
+
+static void tcp_extra_connection(evl_loop *loop, evl_server *srv, int status, evl_stream *client,
+                                 void *data) {
+    (void)srv, (void)data;
+    CHECK_EQ(status, 0);
+    note("A");
+    CHECK_EQ(evl_stream_read_start(loop, client, reset_read, NULL, NULL), 0);
+}
+
+static void tcp_extra_connected(evl_loop *loop, int status, evl_stream *s, void *data) {
+    (void)data;
+    CHECK_EQ(status, 0);
+    note("c");
+    char addr[EVL_ADDRSTRLEN], expect[EVL_ADDRSTRLEN];
+    int len = snprintf(expect, sizeof expect, "127.0.0.1:%d", tcp_port);
+    CHECK_EQ(evl_tcp_peer_addr(loop, s, addr, sizeof addr), len);
+    CHECK(strcmp(addr, expect) == 0);
+    CHECK_EQ(evl_tcp_peer_addr(loop, s, addr, (size_t)len), -ENOBUFS);
+    CHECK_EQ(evl_tcp_peer_addr(loop, s, NULL, sizeof addr), -EINVAL);
+    CHECK(evl_tcp_local_addr(loop, s, addr, sizeof addr) > 10);
+    CHECK(strncmp(addr, "127.0.0.1:", 10) == 0);
+    CHECK_EQ(evl_stream_kind(loop, s), EVL_HANDLE_TCP);
+    CHECK_EQ(evl_tcp_set_nodelay(loop, s, 0), 0);
+    CHECK_EQ(evl_tcp_set_keepalive(loop, s, 1, 0), -EINVAL);
+    CHECK_EQ(evl_tcp_set_keepalive(loop, s, 1, 30), 0);
+    CHECK_EQ(evl_tcp_set_keepalive(loop, s, 0, 0), 0);
+    CHECK_EQ(evl_unix_pending_fds(loop, s), -ENOTSUP);
+    CHECK_EQ(evl_connect_cancel(loop, tcp_connect_id), -ENOENT); /* its callback runs */
+    CHECK_EQ(evl_tcp_close_reset(loop, s, note_cb, "X", count_free), 0);
+    CHECK_EQ(evl_tcp_close_reset(loop, s, note_cb, "X", count_free), -ENOTCONN); /* closing */
+}
+
+static void cancelled_connect(evl_loop *loop, int status, evl_stream *s, void *data) {
+    (void)loop, (void)data;
+    CHECK(s == NULL);
+    CHECK_EQ(status, -ECANCELED);
+    note("K");
+}
+
+/* follows libuv test/test-tcp-close-reset.c (the peer reads ECONNRESET),
+ * test/test-tcp-close-while-connecting.c (cancel) and test-tcp-open.c. */
+static void test_tcp_extras(void) {
+    evl_loop *loop = new_loop();
+    int before = frees;
+    trace[0] = 0;
+    CHECK_EQ(evl_tcp_listen(loop, "127.0.0.1", 0, 8, tcp_extra_connection, NULL, NULL, &tcp_server), 0);
+    tcp_port = evl_server_port(loop, tcp_server);
+    char path[8];
+    CHECK_EQ(evl_server_path(loop, tcp_server, path, sizeof path), -ENOTSUP);
+    CHECK_EQ(evl_tcp_connect_ex(loop, "127.0.0.1", tcp_port, "::1", 0, 0, tcp_extra_connected, NULL,
+                                count_free, NULL), -EINVAL); /* families differ */
+    CHECK_EQ(evl_tcp_connect_ex(loop, "127.0.0.1", tcp_port, NULL, 5, 0, tcp_extra_connected, NULL,
+                                count_free, NULL), -EINVAL);
+    CHECK_EQ(frees - before, 0);
+    CHECK_EQ(evl_tcp_connect_ex(loop, "127.0.0.1", tcp_port, "127.0.0.1", 0, 5000,
+                                tcp_extra_connected, "c", count_free, &tcp_connect_id), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(reset_seen, -ECONNRESET);
+    /* The connect and the accept are seen in the same poll, in the kernel's
+     * order; the reset comes after both, the close callback X after c. */
+    CHECK(strcmp(trace, "cAXR") == 0 || strcmp(trace, "AcXR") == 0 || strcmp(trace, "cARX") == 0 ||
+          strcmp(trace, "AcRX") == 0);
+    CHECK_EQ(frees - before, 2); /* connect data, close_reset data */
+
+    /* A plain listening socket whose backlog takes the connect: cancel it. */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 8), 0);
+    socklen_t slen = sizeof sin;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&sin, &slen), 0);
+    int port = ntohs(sin.sin_port);
+    trace[0] = 0;
+    evl_connect_id id = 0;
+    CHECK_EQ(evl_tcp_connect_ex(loop, "127.0.0.1", port, NULL, 0, 0, cancelled_connect, "k",
+                                count_free, &id), 0);
+    CHECK_EQ(evl_connect_cancel(loop, id), 0);
+    CHECK_EQ(evl_connect_cancel(loop, id), -ENOENT);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK(strcmp(trace, "K") == 0);
+    CHECK_EQ(frees - before, 3);
+
+    /* Opening sockets made elsewhere. */
+    int cfd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_EQ(connect(cfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    int gone = accept(lfd, NULL, NULL); /* first in the backlog: the cancelled connect */
+    CHECK(gone >= 0);
+    close(gone);
+    int afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    CHECK_EQ(evl_guess_handle(lfd), EVL_HANDLE_TCP_LISTENER);
+    CHECK_EQ(evl_guess_handle(cfd), EVL_HANDLE_TCP);
+    evl_stream *s = NULL;
+    CHECK_EQ(evl_unix_open(loop, cfd, &s), -EINVAL);
+    CHECK_EQ(evl_pipe_open(loop, cfd, &s), -EINVAL);
+    CHECK_EQ(evl_tcp_open(loop, lfd, &s), -EINVAL); /* a listener */
+    CHECK_EQ(evl_tcp_open(loop, cfd, &s), 0);
+    char addr[EVL_ADDRSTRLEN], expect[EVL_ADDRSTRLEN];
+    snprintf(expect, sizeof expect, "127.0.0.1:%d", port);
+    CHECK(evl_tcp_peer_addr(loop, s, addr, sizeof addr) > 0);
+    CHECK(strcmp(addr, expect) == 0);
+    CHECK_EQ(evl_stream_write(loop, s, "hi", 2, NULL, NULL, NULL), 1);
+    CHECK_EQ(evl_stream_close(loop, s, NULL, NULL, NULL), 0);
+    evl_server *srv = NULL;
+    CHECK_EQ(evl_tcp_listen_fd(loop, afd, tcp_extra_connection, NULL, NULL, &srv), -EINVAL);
+    CHECK_EQ(evl_unix_listen_fd(loop, lfd, tcp_extra_connection, NULL, NULL, &srv), -EINVAL);
+    CHECK_EQ(evl_tcp_listen_fd(loop, lfd, tcp_extra_connection, "F", count_free, &srv), 0);
+    CHECK_EQ(evl_server_port(loop, srv), port);
+    CHECK_EQ(evl_server_close(loop, srv), 0); /* closes lfd */
+    CHECK(fcntl(lfd, F_GETFD) < 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    char got[4] = {0};
+    CHECK_EQ(read(afd, got, sizeof got), 2);
+    CHECK_EQ(read(afd, got, sizeof got), 0);
+    close(afd);
+    CHECK_EQ(frees - before, 4);
+    CHECK_EQ(evl_loop_free(loop), 0);
+}
+
+/* ==== Passing fds over Unix sockets ======================================== */
+
+static int fd_pipe[2];
+static int taken_fd = -1;
+
+static void fd_reader(evl_loop *loop, evl_stream *s, ssize_t n, const char *buf, void *data) {
+    (void)data;
+    if (n <= 0) {
+        CHECK_EQ(n, 0);
+        CHECK_EQ(evl_stream_close(loop, s, NULL, NULL, NULL), 0);
+        return;
+    }
+    CHECK(n >= 1 && buf[0] == 'f');
+    note("r");
+    CHECK_EQ(evl_unix_pending_fds(loop, s), 1);
+    int fds[2] = {-1, -1};
+    CHECK_EQ(evl_unix_take_fds(loop, s, fds, 0), -ENOBUFS);
+    CHECK_EQ(evl_unix_pending_fds(loop, s), 1);
+    CHECK_EQ(evl_unix_take_fds(loop, s, fds, 2), 1);
+    CHECK_EQ(evl_unix_take_fds(loop, s, fds + 1, 1), 0);
+    CHECK_EQ(evl_unix_pending_fds(loop, s), 0);
+    taken_fd = fds[0];
+}
+
+static void fd_sent(evl_loop *loop, int status, void *data) {
+    (void)data;
+    CHECK_EQ(status, 0);
+    note("w");
+    (void)loop;
+}
+
+/* follows libuv test/test-ipc-send-recv.c (an fd sent, received, used) */
+static void test_fd_passing(void) {
+    evl_loop *loop = new_loop();
+    int before = frees;
+    trace[0] = 0;
+    evl_stream *a = NULL, *b = NULL, *r = NULL, *w = NULL;
+    CHECK_EQ(evl_unix_pair(loop, &a, &b), 0);
+    CHECK_EQ(evl_stream_kind(loop, a), EVL_HANDLE_UNIX);
+    CHECK_EQ(pipe(fd_pipe), 0);
+    int bad[2] = {fd_pipe[1], -1};
+    CHECK_EQ(evl_unix_write_fds(loop, a, "f", 1, bad, 2, fd_sent, "x", count_free), -EBADF);
+    CHECK(fcntl(fd_pipe[1], F_GETFD) >= 0); /* a failed call leaves the fds alone */
+    CHECK_EQ(evl_unix_write_fds(loop, a, "", 0, fd_pipe + 1, 1, fd_sent, "x", count_free), -EINVAL);
+    CHECK_EQ(evl_pipe(loop, &r, &w), 0);
+    CHECK_EQ(evl_unix_write_fds(loop, w, "f", 1, fd_pipe + 1, 1, fd_sent, "x", count_free), -ENOTSUP);
+    CHECK_EQ(evl_unix_take_fds(loop, r, NULL, 0), -ENOTSUP);
+    CHECK_EQ(frees - before, 0);
+    CHECK_EQ(evl_unix_write_fds(loop, a, "f", 1, fd_pipe + 1, 1, fd_sent, "x", count_free), 1);
+    CHECK(fcntl(fd_pipe[1], F_GETFD) < 0); /* taken over: closed by the call */
+    CHECK_EQ(evl_stream_read_start(loop, b, fd_reader, NULL, NULL), 0);
+    CHECK_EQ(evl_stream_shutdown(loop, a, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_stream_close(loop, r, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_stream_close(loop, w, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK(strcmp(trace, "wr") == 0);
+    CHECK_EQ(frees - before, 1);
+    CHECK(taken_fd >= 0);
+    /* The received fd is the pipe's write end. */
+    CHECK_EQ(write(taken_fd, "ok", 2), 2);
+    close(taken_fd);
+    char got[4] = {0};
+    CHECK_EQ(read(fd_pipe[0], got, sizeof got), 2);
+    CHECK(memcmp(got, "ok", 2) == 0);
+    close(fd_pipe[0]);
+    CHECK_EQ(evl_stream_close(loop, a, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(evl_loop_free(loop), 0);
+}
+
 int main(void) {
     test_version_and_errors();
     test_bad_arguments();
@@ -522,6 +1044,11 @@ int main(void) {
     test_work();
     test_signals();
     test_tcp();
+    test_timer_control();
+    test_unix();
+    test_pipes();
+    test_tcp_extras();
+    test_fd_passing();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
