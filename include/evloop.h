@@ -531,11 +531,11 @@ int evl_unix_pair(evl_loop *loop, evl_stream **a, evl_stream **b);
 
 /* Queues buf (len >= 1 bytes: fds travel with data) with the fds passed
  * along (SCM_RIGHTS, at most 253): the peer gets new fds for them with the
- * first byte of buf. On success the fds are taken over: they are closed
- * before this returns (evloop sends duplicates; dup one first to keep it).
- * On error they stay yours, untouched. cb (may be NULL) and the return
- * value are as evl_stream_write's. -EBADF for an fd that is not open,
- * -ENOTSUP for a stream that is not a Unix socket. */
+ * first byte of buf. The fds stay yours, as with sendmsg: evloop sends
+ * duplicates (made before this returns), so close yours when you like.
+ * cb (may be NULL) and the return value are as evl_stream_write's. -EBADF
+ * for an fd that is not open, -ENOTSUP for a stream that is not a Unix
+ * socket, -EINVAL for len 0 or more than 253 fds. */
 int evl_unix_write_fds(evl_loop *loop, evl_stream *stream, const void *buf,
                        size_t len, const int *fds, size_t nfds,
                        evl_status_cb cb, void *data, evl_free_cb free_data);

@@ -4,8 +4,8 @@
 //! Fds C hands over are checked before anything is taken: a bad fd is
 //! `-EBADF`, one of the wrong kind `-EINVAL` (`-EPERM` for a regular file),
 //! and in every failed call the fd stays C's, open and unchanged but for
-//! `O_NONBLOCK`. The fds `evl_unix_write_fds` sends are duplicated first, so
-//! a write that fails leaves C's fds alone too.
+//! `O_NONBLOCK`. `evl_unix_write_fds` sends duplicates of C's fds and
+//! leaves C's own alone, as `sendmsg` does.
 
 use std::ffi::{c_char, c_int, c_void, CStr, OsStr};
 use std::os::fd::{IntoRawFd, OwnedFd};
@@ -301,12 +301,13 @@ pub unsafe extern "C" fn evl_unix_write_fds(
             // SAFETY: C passes `nfds` readable ints at `fds` (header contract).
             unsafe { std::slice::from_raw_parts(fds, nfds) }
         };
-        // Duplicates are sent, so that a failed call leaves C's fds alone.
+        // Duplicates are sent (closed once sent), and C's fds stay C's, as
+        // with sendmsg: evloop never closes an fd it was not given to own
+        // (one of its own streams', passed by mistake, say).
         let mut dups: Vec<OwnedFd> = Vec::with_capacity(raw.len());
         for &fd in raw {
             let borrowed = match open_fd(fd) {
-                Ok(b) if fd != ev.backend_fd() => b,
-                Ok(_) => return EINVAL,
+                Ok(b) => b,
                 Err(rc) => return rc,
             };
             match borrowed.try_clone_to_owned() {
@@ -319,18 +320,7 @@ pub unsafe extern "C" fn evl_unix_write_fds(
         let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
         let (owned, done) = status_done(lp, cb, data, free_data);
         match or_disarm(stream.write_with_fds(ev, bytes, dups, done), &owned) {
-            Ok(below_high_water) => {
-                // Taken over: C's fds are closed now (each once).
-                let mut closed: Vec<c_int> = Vec::with_capacity(raw.len());
-                for &fd in raw {
-                    if !closed.contains(&fd) {
-                        closed.push(fd);
-                        // SAFETY: an open fd C handed over with this call.
-                        unsafe { libc::close(fd) };
-                    }
-                }
-                c_int::from(below_high_water)
-            }
+            Ok(below_high_water) => c_int::from(below_high_water),
             Err(rc) => rc,
         }
     })

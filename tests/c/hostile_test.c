@@ -1564,6 +1564,329 @@ static void child_set_timeout_in_teardown(void) {
     free_data_during_loop_free(2);
 }
 
+/* ==== streams of every kind, Unix sockets, pipes, fds, timer control ======== */
+
+static void tdrain(evl_loop *loop, evl_stream *s, void *data) {
+    (void)loop, (void)s;
+    touch(data);
+}
+
+/* Each new stream, timer and connect call with NULL, stale and foreign
+ * pointers, bad fds and out-of-range values: the documented errno, no
+ * free_data, and the fds handed in left open. */
+static void test_streams_bad_input(void) {
+    tok *t = tk("streams-bad-input");
+    evl_stream *s = NULL, *s2 = NULL;
+    evl_server *srv = NULL;
+    evl_connect_id cid = 0;
+    evl_soon_id sid = 0;
+    uint64_t v = 0;
+    char buf[EVL_ADDRSTRLEN];
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+
+    /* NULL loop. */
+    CHECK_EQ(evl_unix_listen(NULL, "/tmp/x", 1, tconn, t, tfree, &srv), -EINVAL);
+    CHECK_EQ(evl_unix_listen_fd(NULL, fds[0], tconn, t, tfree, &srv), -EINVAL);
+    CHECK_EQ(evl_tcp_listen_fd(NULL, fds[0], tconn, t, tfree, &srv), -EINVAL);
+    CHECK_EQ(evl_unix_connect(NULL, "/tmp/x", tconnect, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_tcp_connect_ex(NULL, "127.0.0.1", 1, NULL, 0, 0, tconnect, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_connect_cancel(NULL, 1), -EINVAL);
+    CHECK_EQ(evl_unix_pair(NULL, &s, &s2), -EINVAL);
+    CHECK_EQ(evl_pipe(NULL, &s, &s2), -EINVAL);
+    CHECK_EQ(evl_pipe_open(NULL, fds[0], &s), -EINVAL);
+    CHECK_EQ(evl_tcp_open(NULL, fds[0], &s), -EINVAL);
+    CHECK_EQ(evl_unix_open(NULL, fds[0], &s), -EINVAL);
+    CHECK_EQ(evl_server_path(NULL, (evl_server *)t, buf, sizeof buf), -EINVAL);
+    CHECK_EQ(evl_stream_kind(NULL, (evl_stream *)t), -EINVAL);
+    CHECK_EQ(evl_stream_set_water_marks(NULL, (evl_stream *)t, 2, 1), -EINVAL);
+    CHECK_EQ(evl_stream_on_drain(NULL, (evl_stream *)t, tdrain, t, tfree), -EINVAL);
+    CHECK_EQ(evl_stream_try_write(NULL, (evl_stream *)t, "x", 1), -EINVAL);
+    CHECK_EQ(evl_stream_pause_reading(NULL, (evl_stream *)t), -EINVAL);
+    CHECK_EQ(evl_stream_resume_reading(NULL, (evl_stream *)t), -EINVAL);
+    CHECK_EQ(evl_stream_set_ref(NULL, (evl_stream *)t, 0), -EINVAL);
+    CHECK_EQ(evl_tcp_peer_addr(NULL, (evl_stream *)t, buf, sizeof buf), -EINVAL);
+    CHECK_EQ(evl_tcp_local_addr(NULL, (evl_stream *)t, buf, sizeof buf), -EINVAL);
+    CHECK_EQ(evl_tcp_set_nodelay(NULL, (evl_stream *)t, 1), -EINVAL);
+    CHECK_EQ(evl_tcp_set_keepalive(NULL, (evl_stream *)t, 1, 10), -EINVAL);
+    CHECK_EQ(evl_tcp_close_reset(NULL, (evl_stream *)t, tcb, t, tfree), -EINVAL);
+    CHECK_EQ(evl_unix_write_fds(NULL, (evl_stream *)t, "x", 1, fds, 1, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_unix_pending_fds(NULL, (evl_stream *)t), -EINVAL);
+    CHECK_EQ(evl_unix_take_fds(NULL, (evl_stream *)t, fds, 2), -EINVAL);
+    CHECK_EQ(evl_timer_refresh(NULL, 1), -EINVAL);
+    CHECK_EQ(evl_timer_get_period(NULL, 1, &v), -EINVAL);
+    CHECK_EQ(evl_timer_get_period_ns(NULL, 1, &v), -EINVAL);
+    CHECK_EQ(evl_timer_set_period(NULL, 1, 1), -EINVAL);
+    CHECK_EQ(evl_timer_set_period_ns(NULL, 1, 1), -EINVAL);
+    CHECK_EQ(evl_timer_due_in_ms(NULL, 1), -EINVAL);
+    CHECK_EQ(evl_call_soon_cancellable(NULL, tcb, t, tfree, &sid), -EINVAL);
+    CHECK_EQ(evl_cancel_soon(NULL, 1), -EINVAL);
+    CHECK(s == NULL && s2 == NULL && srv == NULL && cid == 0 && sid == 0);
+
+    evl_loop *loop = new_loop();
+    /* NULL or bad arguments with a live loop. */
+    char longpath[300];
+    memset(longpath, 'a', sizeof longpath - 1);
+    longpath[0] = '/';
+    longpath[sizeof longpath - 1] = 0;
+    CHECK_EQ(evl_unix_listen(loop, NULL, 1, tconn, t, tfree, &srv), -EINVAL);
+    CHECK_EQ(evl_unix_listen(loop, "", 1, tconn, t, tfree, &srv), -EINVAL);
+    CHECK_EQ(evl_unix_listen(loop, "/tmp/x", 1, NULL, t, tfree, &srv), -EINVAL);
+    CHECK_EQ(evl_unix_listen(loop, "/tmp/x", 1, tconn, t, tfree, NULL), -EINVAL);
+    CHECK_EQ(evl_unix_listen(loop, "/tmp/x", -1, tconn, t, tfree, &srv), -EINVAL);
+    CHECK_EQ(evl_unix_listen(loop, longpath, 1, tconn, t, tfree, &srv), -EINVAL);
+    CHECK_EQ(evl_unix_connect(loop, NULL, tconnect, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_unix_connect(loop, "", tconnect, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_unix_connect(loop, "/tmp/x", NULL, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_unix_connect(loop, longpath, tconnect, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_tcp_connect_ex(loop, NULL, 1, NULL, 0, 0, tconnect, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_tcp_connect_ex(loop, "127.0.0.1", -1, NULL, 0, 0, tconnect, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_tcp_connect_ex(loop, "127.0.0.1", 70000, NULL, 0, 0, tconnect, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_tcp_connect_ex(loop, "127.0.0.1", 1, NULL, 1, 0, tconnect, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_tcp_connect_ex(loop, "127.0.0.1", 1, "127.0.0.1", -1, 0, tconnect, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_tcp_connect_ex(loop, "127.0.0.1", 1, "no such name", 0, 0, tconnect, t, tfree, &cid), -ENXIO);
+    CHECK_EQ(evl_tcp_connect_ex(loop, "127.0.0.1", 1, NULL, 0, 0, NULL, t, tfree, &cid), -EINVAL);
+    CHECK_EQ(evl_connect_cancel(loop, 0), -ENOENT);
+    CHECK_EQ(evl_connect_cancel(loop, UINT64_MAX), -ENOENT);
+    CHECK_EQ(evl_unix_pair(loop, NULL, &s2), -EINVAL);
+    CHECK_EQ(evl_unix_pair(loop, &s, NULL), -EINVAL);
+    CHECK_EQ(evl_pipe(loop, NULL, &s2), -EINVAL);
+    CHECK_EQ(evl_pipe(loop, &s, NULL), -EINVAL);
+    CHECK(s == NULL && s2 == NULL && srv == NULL && cid == 0);
+
+    /* Bad fds: -EBADF, nothing taken; the loop's own fd: -EINVAL. */
+    /* Far above the lowest free fd, so that no fd made meanwhile (the
+     * duplicates evl_unix_write_fds makes, say) takes its number. */
+    int closed_fd = 1000;
+    while (fcntl(closed_fd, F_GETFD) >= 0)
+        closed_fd++;
+    const int bad_fds[] = {-1, INT_MIN, INT_MAX, closed_fd};
+    for (size_t i = 0; i < sizeof bad_fds / sizeof bad_fds[0]; i++) {
+        int fd = bad_fds[i];
+        CHECK_EQ(evl_guess_handle(fd), -EBADF);
+        CHECK_EQ(evl_pipe_open(loop, fd, &s), -EBADF);
+        CHECK_EQ(evl_tcp_open(loop, fd, &s), -EBADF);
+        CHECK_EQ(evl_unix_open(loop, fd, &s), -EBADF);
+        CHECK_EQ(evl_tcp_listen_fd(loop, fd, tconn, t, tfree, &srv), -EBADF);
+        CHECK_EQ(evl_unix_listen_fd(loop, fd, tconn, t, tfree, &srv), -EBADF);
+    }
+    int backend = evl_backend_fd(loop);
+    CHECK_EQ(evl_pipe_open(loop, backend, &s), -EINVAL);
+    CHECK_EQ(evl_pipe_open(loop, fds[0], NULL), -EINVAL);
+    CHECK_EQ(evl_tcp_open(loop, fds[0], NULL), -EINVAL);
+    CHECK_EQ(evl_unix_open(loop, fds[0], NULL), -EINVAL);
+    CHECK_EQ(evl_tcp_listen_fd(loop, fds[0], NULL, t, tfree, &srv), -EINVAL);
+    CHECK_EQ(evl_tcp_listen_fd(loop, fds[0], tconn, t, tfree, NULL), -EINVAL);
+    CHECK_EQ(evl_unix_listen_fd(loop, fds[0], NULL, t, tfree, &srv), -EINVAL);
+    CHECK_EQ(evl_unix_listen_fd(loop, fds[0], tconn, t, tfree, NULL), -EINVAL);
+    CHECK_EQ(evl_tcp_listen_fd(loop, fds[0], tconn, t, tfree, &srv), -EINVAL); /* a pipe */
+    CHECK(fcntl(fds[0], F_GETFD) >= 0 && fcntl(backend, F_GETFD) >= 0);
+    CHECK(s == NULL && srv == NULL);
+    CHECK_EQ(evl_run(loop, EVL_RUN_NOWAIT), 0); /* the loop still works */
+
+    /* Timers and cancellable callbacks: stale ids, NULL outs, huge values. */
+    const uint64_t stale_ids[] = {0, 1, 424242, UINT64_MAX};
+    for (size_t i = 0; i < sizeof stale_ids / sizeof stale_ids[0]; i++) {
+        uint64_t id = stale_ids[i];
+        CHECK_EQ(evl_timer_refresh(loop, id), -ENOENT);
+        CHECK_EQ(evl_timer_get_period(loop, id, &v), -ENOENT);
+        CHECK_EQ(evl_timer_get_period_ns(loop, id, &v), -ENOENT);
+        CHECK_EQ(evl_timer_set_period(loop, id, 1), -ENOENT);
+        CHECK_EQ(evl_timer_set_period_ns(loop, id, 1), -ENOENT);
+        CHECK_EQ(evl_timer_due_in_ms(loop, id), -ENOENT);
+        CHECK_EQ(evl_cancel_soon(loop, id), 0);
+        CHECK_EQ(evl_connect_cancel(loop, id), -ENOENT);
+    }
+    CHECK_EQ(evl_call_soon_cancellable(loop, NULL, t, tfree, &sid), -EINVAL);
+    CHECK(sid == 0);
+    tok *iv = tk("interval-huge-period");
+    evl_timer_id tid = 0;
+    CHECK_EQ(evl_set_interval(loop, 1000, tcb, iv, tfree, &tid), 0);
+    CHECK_EQ(evl_timer_get_period(loop, tid, NULL), -EINVAL);
+    CHECK_EQ(evl_timer_set_period(loop, tid, UINT64_MAX), 0);
+    CHECK_EQ(evl_timer_set_period_ns(loop, tid, UINT64_MAX), 0);
+    CHECK_EQ(evl_timer_refresh(loop, tid), 0);
+    CHECK(evl_timer_due_in_ms(loop, tid) > 1000000000LL); /* years away, no overflow */
+    CHECK_EQ(evl_timer_set_period(loop, tid, 0), 0);
+    CHECK_EQ(evl_clear_timer(loop, tid), 1);
+    FREED(iv, 1);
+    CALLS(iv, 0);
+
+    /* Foreign and wrong-kind pointers, then stale ones. */
+    evl_stream *ps = NULL, *pw = NULL;
+    CHECK_EQ(evl_pipe(loop, &ps, &pw), 0);
+    evl_server *as_server = (evl_server *)ps;
+    CHECK_EQ(evl_server_path(loop, as_server, buf, sizeof buf), -EINVAL);
+    CHECK_EQ(evl_server_path(loop, NULL, buf, sizeof buf), -EINVAL);
+    evl_stream *const not_streams[] = {NULL, (evl_stream *)t, (evl_stream *)loop};
+    for (size_t i = 0; i < sizeof not_streams / sizeof not_streams[0]; i++) {
+        evl_stream *x = not_streams[i];
+        CHECK_EQ(evl_stream_kind(loop, x), -EINVAL);
+        CHECK_EQ(evl_stream_set_water_marks(loop, x, 2, 1), -EINVAL);
+        CHECK_EQ(evl_stream_on_drain(loop, x, tdrain, t, tfree), -EINVAL);
+        CHECK_EQ(evl_stream_on_drain(loop, x, NULL, t, tfree), -EINVAL);
+        CHECK_EQ(evl_stream_try_write(loop, x, "x", 1), -EINVAL);
+        CHECK_EQ(evl_stream_pause_reading(loop, x), -EINVAL);
+        CHECK_EQ(evl_stream_resume_reading(loop, x), -EINVAL);
+        CHECK_EQ(evl_stream_set_ref(loop, x, 1), -EINVAL);
+        CHECK_EQ(evl_tcp_peer_addr(loop, x, buf, sizeof buf), -EINVAL);
+        CHECK_EQ(evl_tcp_local_addr(loop, x, buf, sizeof buf), -EINVAL);
+        CHECK_EQ(evl_tcp_set_nodelay(loop, x, 1), -EINVAL);
+        CHECK_EQ(evl_tcp_set_keepalive(loop, x, 1, 10), -EINVAL);
+        CHECK_EQ(evl_tcp_close_reset(loop, x, tcb, t, tfree), -EINVAL);
+        CHECK_EQ(evl_unix_write_fds(loop, x, "x", 1, fds, 1, tstatus, t, tfree), -EINVAL);
+        CHECK_EQ(evl_unix_pending_fds(loop, x), -EINVAL);
+        CHECK_EQ(evl_unix_take_fds(loop, x, fds, 2), -EINVAL);
+    }
+    /* A pipe is not TCP and not a Unix socket. */
+    CHECK_EQ(evl_tcp_peer_addr(loop, ps, buf, sizeof buf), -ENOTSUP);
+    CHECK_EQ(evl_tcp_set_nodelay(loop, ps, 1), -ENOTSUP);
+    CHECK_EQ(evl_tcp_set_keepalive(loop, ps, 0, 0), -ENOTSUP);
+    CHECK_EQ(evl_tcp_close_reset(loop, ps, tcb, t, tfree), -ENOTSUP);
+    CHECK_EQ(evl_unix_write_fds(loop, pw, "x", 1, fds, 1, tstatus, t, tfree), -ENOTSUP);
+    CHECK_EQ(evl_unix_pending_fds(loop, ps), -ENOTSUP);
+    CHECK_EQ(evl_unix_take_fds(loop, ps, NULL, 0), -ENOTSUP);
+    /* Huge and out-of-range values. */
+    CHECK_EQ(evl_stream_try_write(loop, pw, NULL, 1), -EINVAL);
+    CHECK_EQ(evl_stream_try_write(loop, pw, "x", SIZE_MAX), -EINVAL);
+    CHECK_EQ(evl_stream_try_write(loop, pw, "x", (size_t)PTRDIFF_MAX + 1), -EINVAL);
+    CHECK_EQ(evl_stream_try_write(loop, pw, NULL, 0), 0);
+    CHECK_EQ(evl_stream_set_water_marks(loop, pw, 0, SIZE_MAX), -EINVAL);
+    CHECK_EQ(evl_stream_set_water_marks(loop, pw, SIZE_MAX, 0), 0);
+    CHECK_EQ(evl_stream_set_water_marks(loop, pw, SIZE_MAX, SIZE_MAX), 0);
+    CHECK_EQ(evl_stream_resume_reading(loop, ps), 0); /* not paused: a no-op */
+    CHECK_EQ(evl_stream_pause_reading(loop, ps), 0);  /* not reading: a no-op */
+
+    evl_stream *ua = NULL, *ub = NULL;
+    CHECK_EQ(evl_unix_pair(loop, &ua, &ub), 0);
+    CHECK_EQ(evl_unix_write_fds(loop, ua, NULL, 1, fds, 1, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_unix_write_fds(loop, ua, "x", 0, fds, 1, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_unix_write_fds(loop, ua, "x", SIZE_MAX, fds, 1, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_unix_write_fds(loop, ua, "x", 1, NULL, 1, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_unix_write_fds(loop, ua, "x", 1, fds, 254, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_unix_write_fds(loop, ua, "x", 1, fds, SIZE_MAX, tstatus, t, tfree), -EINVAL);
+    int with_bad[4] = {fds[0], closed_fd, fds[1], -1};
+    CHECK_EQ(evl_unix_write_fds(loop, ua, "x", 1, with_bad, 3, tstatus, t, tfree), -EBADF);
+    CHECK_EQ(evl_unix_write_fds(loop, ua, "x", 1, with_bad + 2, 2, tstatus, t, tfree), -EBADF);
+    CHECK(fcntl(fds[0], F_GETFD) >= 0 && fcntl(fds[1], F_GETFD) >= 0);
+    /* Sent fds stay the caller's, even one of evloop's own (sent twice). */
+    int own[3] = {fds[0], fds[0], backend};
+    tok *wf = tk("write-fds-own");
+    CHECK_EQ(evl_unix_write_fds(loop, ua, "x", 1, own, 3, tstatus, wf, tfree), 1);
+    CHECK(fcntl(fds[0], F_GETFD) >= 0 && fcntl(backend, F_GETFD) >= 0);
+    CHECK_EQ(evl_unix_take_fds(loop, ub, NULL, 0), 0); /* none pending */
+    CHECK_EQ(evl_unix_take_fds(loop, ub, NULL, SIZE_MAX), 0);
+    CHECK_EQ(evl_unix_pending_fds(loop, ub), 0);
+    CHECK_EQ(evl_tcp_set_keepalive(loop, ua, 1, 10), -ENOTSUP);
+    FREED(t, 0);
+    CALLS(t, 0);
+
+    /* A NULL drain callback: accepted, its data freed before the call returns. */
+    tok *dn = tk("drain-null-cb");
+    CHECK_EQ(evl_stream_on_drain(loop, ua, NULL, dn, tfree), 0);
+    FREED(dn, 1);
+    /* Closed: -ENOTCONN while the close is pending, -EINVAL once freed. */
+    CHECK_EQ(evl_stream_close(loop, ps, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_stream_try_write(loop, ps, "x", 1), -ENOTCONN);
+    CHECK_EQ(evl_stream_pause_reading(loop, ps), -ENOTCONN);
+    CHECK_EQ(evl_stream_resume_reading(loop, ps), -ENOTCONN);
+    CHECK_EQ(evl_stream_set_ref(loop, ps, 0), -ENOTCONN);
+    CHECK_EQ(evl_stream_kind(loop, ps), EVL_HANDLE_PIPE);
+    CHECK_EQ(evl_stream_close(loop, ua, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_unix_write_fds(loop, ua, "x", 1, fds, 1, tstatus, t, tfree), -ENOTCONN);
+    CHECK(fcntl(fds[0], F_GETFD) >= 0); /* a failed write_fds leaves the fds alone */
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CALLS(wf, 1); /* sent before the close */
+    FREED(wf, 1);
+    CHECK_EQ(evl_stream_kind(loop, ps), -EINVAL); /* stale */
+    CHECK_EQ(evl_stream_try_write(loop, ps, "x", 1), -EINVAL);
+    CHECK_EQ(evl_unix_pending_fds(loop, ua), -EINVAL);
+    CHECK_EQ(evl_stream_on_drain(loop, ps, tdrain, t, tfree), -EINVAL);
+    FREED(t, 0);
+
+    /* Streams never closed are freed with the loop: their drain data once. */
+    tok *dl = tk("drain-freed-with-loop");
+    CHECK_EQ(evl_stream_on_drain(loop, pw, tdrain, dl, tfree), 0);
+    FREE_LOOP(loop);
+    FREED(dl, 1);
+    CALLS(dl, 0);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* Calls made from inside the new callbacks, and from free_data. */
+static evl_connect_id own_connect;
+static int own_cancel_rc = 99;
+static void connect_cancels_itself(evl_loop *loop, int status, evl_stream *s, void *data) {
+    touch(data);
+    CHECK_EQ(status, -ENOENT);
+    CHECK(s == NULL);
+    own_cancel_rc = evl_connect_cancel(loop, own_connect);
+}
+
+static evl_soon_id own_soon;
+static int own_soon_rc = 99;
+static void soon_cancels_itself(evl_loop *loop, void *data) {
+    touch(data);
+    own_soon_rc = evl_cancel_soon(loop, own_soon);
+}
+
+static evl_timer_id own_timer;
+static int own_refresh_rc = 99;
+static int64_t own_due = 99;
+static void timeout_refreshes_itself(evl_loop *loop, void *data) {
+    touch(data);
+    own_refresh_rc = evl_timer_refresh(loop, own_timer);
+    own_due = evl_timer_due_in_ms(loop, own_timer);
+}
+
+static evl_loop *drain_loop;
+static evl_stream *drain_stream;
+static int drain_close_rc = 99;
+static void free_closes_stream(void *data) {
+    ((tok *)data)->freed++;
+    drain_close_rc = evl_stream_close(drain_loop, drain_stream, NULL, NULL, NULL);
+}
+
+static void test_streams_inside_callbacks(void) {
+    evl_loop *loop = new_loop();
+    /* A connect callback cancels its own (finished) request. */
+    tok *ct = tk("connect-cancels-itself");
+    CHECK_EQ(evl_unix_connect(loop, "/nonexistent/evl.sock", connect_cancels_itself, ct, tfree,
+                              &own_connect), 0);
+    /* A cancellable callback cancels itself; a one-shot refreshes itself. */
+    tok *st = tk("soon-cancels-itself");
+    CHECK_EQ(evl_call_soon_cancellable(loop, soon_cancels_itself, st, tfree, &own_soon), 0);
+    tok *tt = tk("timeout-refreshes-itself");
+    CHECK_EQ(evl_set_timeout(loop, 0, timeout_refreshes_itself, tt, tfree, &own_timer), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CALLS(ct, 1);
+    FREED(ct, 1);
+    CHECK_EQ(own_cancel_rc, -ENOENT);
+    CALLS(st, 1);
+    FREED(st, 1);
+    CHECK_EQ(own_soon_rc, 0); /* running: no longer queued */
+    CALLS(tt, 1);
+    FREED(tt, 1);
+    /* libuv's uv_timer_again on a finished one-shot is a no-op; here the
+     * timer is not pending inside its own call (header: -ENOENT). */
+    CHECK_EQ(own_refresh_rc, -ENOENT);
+    CHECK_EQ(own_due, -ENOENT);
+
+    /* A drain callback's free_data closes the stream it belonged to. */
+    evl_stream *r = NULL;
+    drain_loop = loop;
+    CHECK_EQ(evl_pipe(loop, &r, &drain_stream), 0);
+    tok *dt = tk("drain-free-closes");
+    CHECK_EQ(evl_stream_on_drain(loop, drain_stream, tdrain, dt, free_closes_stream), 0);
+    CHECK_EQ(evl_stream_on_drain(loop, drain_stream, NULL, NULL, NULL), 0);
+    FREED(dt, 1);
+    CHECK_EQ(drain_close_rc, 0);
+    CHECK_EQ(evl_stream_close(loop, r, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    FREE_LOOP(loop);
+}
+
 /* ==== main ===================================================================== */
 
 /* Diagnostics entry points: NULL, empty, tiny buffers, twice, inside a
@@ -1636,6 +1959,8 @@ int main(void) {
     test_free_data_rearms();
     test_loop_free_drops();
     test_diagnostics();
+    test_streams_bad_input();
+    test_streams_inside_callbacks();
     in_child("huge write length", child_huge_write);
     in_child("free_data asks for the queue size", child_free_data_queue_size);
     in_child("evl_loop_free from free_data run by evl_loop_free", child_loop_free_in_teardown);
