@@ -244,6 +244,19 @@ fn echo_c_serves_two_clients_then_exits() {
     );
 }
 
+#[test]
+fn unix_echo_c_echoes_over_a_unix_socket_and_a_pipe() {
+    let bin = compile("examples/c/unix_echo.c", "unix_echo");
+    let out = run(&bin);
+    assert_eq!(
+        lines(&out),
+        [
+            "echo: hello over a unix socket",
+            "pipe: hello over a unix socket"
+        ]
+    );
+}
+
 /// EMFILE on a C server: reported once per episode, no spin, waiting
 /// clients served later (tests/c/emfile_test.c lowers its own fd limit).
 #[test]

@@ -364,6 +364,7 @@ errno_table! {
     ESRCH => "no such process",
     EINTR => "interrupted system call",
     EIO => "i/o error",
+    ENXIO => "no such address (a host name where an IP address is needed: resolve it first)",
     EBADF => "bad file descriptor",
     EAGAIN => "resource temporarily unavailable",
     ENOMEM => "not enough memory",

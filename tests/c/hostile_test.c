@@ -1812,6 +1812,12 @@ static void test_streams_bad_input(void) {
     CALLS(dl, 0);
     close(fds[0]);
     close(fds[1]);
+
+    /* The errnos these calls document have names. */
+    CHECK(strcmp(evl_err_name(-ENOTSUP), "ENOTSUP") == 0);
+    CHECK(strcmp(evl_err_name(-ENOBUFS), "ENOBUFS") == 0);
+    CHECK(strcmp(evl_err_name(-ENXIO), "ENXIO") == 0);
+    CHECK(strcmp(evl_err_name(-EADDRINUSE), "EADDRINUSE") == 0);
 }
 
 /* Calls made from inside the new callbacks, and from free_data. */
