@@ -451,7 +451,7 @@ int evl_stream_set_water_marks(evl_loop *loop, evl_stream *stream, size_t high,
 /* Sets the drain callback (see above), replacing the previous one (whose
  * free_data runs). cb may be NULL: that removes the callback, and this
  * call's free_data runs before it returns. free_data also runs when the
- * stream closes. */
+ * stream closes. -ENOTCONN once the stream is closed. */
 int evl_stream_on_drain(evl_loop *loop, evl_stream *stream, evl_stream_cb cb,
                         void *data, evl_free_cb free_data);
 /* Writes what the OS takes now, queueing nothing (uv_try_write): the number

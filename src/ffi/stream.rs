@@ -131,6 +131,10 @@ impl AnyStream {
         each!(self, s => s.close_with(ev, done))
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        each!(self, s => s.is_closed())
+    }
+
     pub(crate) fn set_ref(&self, ev: &mut EventLoop, keep_alive: bool) -> io::Result<()> {
         each!(self, s => s.set_ref(ev, keep_alive))
     }
@@ -205,6 +209,9 @@ pub unsafe extern "C" fn evl_stream_on_drain(
 ) -> c_int {
     guard(|| {
         let (_, stream) = stream_or_einval!(lp, s);
+        if stream.is_closed() {
+            return -libc::ENOTCONN;
+        }
         let (lpu, su) = (lp as usize, s as usize);
         let owned = CData::new(data, free_data);
         match cb {

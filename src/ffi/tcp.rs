@@ -95,11 +95,9 @@ pub(super) fn adopt_fd(ev: &EventLoop, fd: RawFd, want: &[FdKind]) -> Result<Own
     }
     let kind = crate::net::guess_kind(borrowed).map_err(|e| errno(&e))?;
     if !want.contains(&kind) {
-        return Err(if kind == FdKind::File {
-            -libc::EPERM
-        } else {
-            EINVAL
-        });
+        // A regular file where a pipe-like fd was asked for: not pollable.
+        let file_for_pipe = kind == FdKind::File && want.contains(&FdKind::Pipe);
+        return Err(if file_for_pipe { -libc::EPERM } else { EINVAL });
     }
     // Made non-blocking while still borrowed, so that taking it over below
     // cannot fail and close C's fd.

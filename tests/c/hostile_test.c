@@ -1680,6 +1680,13 @@ static void test_streams_bad_input(void) {
     CHECK_EQ(evl_unix_listen_fd(loop, fds[0], NULL, t, tfree, &srv), -EINVAL);
     CHECK_EQ(evl_unix_listen_fd(loop, fds[0], tconn, t, tfree, NULL), -EINVAL);
     CHECK_EQ(evl_tcp_listen_fd(loop, fds[0], tconn, t, tfree, &srv), -EINVAL); /* a pipe */
+    char file[] = "/tmp/evl-hostile-XXXXXX";
+    int f = mkstemp(file);
+    unlink(file);
+    CHECK_EQ(evl_tcp_open(loop, f, &s), -EINVAL); /* a regular file: not TCP */
+    CHECK_EQ(evl_pipe_open(loop, f, &s), -EPERM); /* nor pollable */
+    CHECK(fcntl(f, F_GETFD) >= 0);
+    close(f);
     CHECK(fcntl(fds[0], F_GETFD) >= 0 && fcntl(backend, F_GETFD) >= 0);
     CHECK(s == NULL && srv == NULL);
     CHECK_EQ(evl_run(loop, EVL_RUN_NOWAIT), 0); /* the loop still works */
@@ -1791,6 +1798,7 @@ static void test_streams_bad_input(void) {
     CHECK_EQ(evl_stream_pause_reading(loop, ps), -ENOTCONN);
     CHECK_EQ(evl_stream_resume_reading(loop, ps), -ENOTCONN);
     CHECK_EQ(evl_stream_set_ref(loop, ps, 0), -ENOTCONN);
+    CHECK_EQ(evl_stream_on_drain(loop, ps, tdrain, t, tfree), -ENOTCONN);
     CHECK_EQ(evl_stream_kind(loop, ps), EVL_HANDLE_PIPE);
     CHECK_EQ(evl_stream_close(loop, ua, NULL, NULL, NULL), 0);
     CHECK_EQ(evl_unix_write_fds(loop, ua, "x", 1, fds, 1, tstatus, t, tfree), -ENOTCONN);
