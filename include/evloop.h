@@ -487,8 +487,10 @@ int evl_tcp_connect_ex(evl_loop *loop, const char *ip, int port,
                        evl_connect_cb cb, void *data, evl_free_cb free_data,
                        evl_connect_id *out);
 /* Cancels a pending connect (TCP or Unix): its socket is closed now and its
- * callback runs on a later pass with -ECANCELED and NULL. -ENOENT once the
- * callback is due or ran, after an earlier cancel, or for an unknown id. */
+ * callback runs on a later pass with -ECANCELED and NULL (whatever the
+ * connect's outcome, if its callback had not run yet). -ENOENT once the
+ * callback ran or is running, after an earlier cancel, or for an unknown
+ * id. */
 int evl_connect_cancel(evl_loop *loop, evl_connect_id id);
 
 /* The stream's peer / local address as text into buf (size bytes):
