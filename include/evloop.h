@@ -541,6 +541,11 @@ int evl_unix_pair(evl_loop *loop, evl_stream **a, evl_stream **b);
 int evl_unix_write_fds(evl_loop *loop, evl_stream *stream, const void *buf,
                        size_t len, const int *fds, size_t nfds,
                        evl_status_cb cb, void *data, evl_free_cb free_data);
+/* on 1: accept fds the peer passes (libuv's IPC pipes); 0 (the default):
+ * the kernel closes them, so a peer cannot make us hold fds. With it on, up
+ * to 1,024 wait for evl_unix_take_fds; more are closed (a warning is
+ * logged). -ENOTSUP for a stream that is not a Unix socket. */
+int evl_unix_receive_fds(evl_loop *loop, evl_stream *stream, int on);
 /* Number of received fds not taken yet. Take them in the read callback
  * that got the bytes they came with; those never taken are closed with the
  * stream. */

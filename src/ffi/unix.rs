@@ -327,6 +327,24 @@ pub unsafe extern "C" fn evl_unix_write_fds(
 }
 
 #[no_mangle]
+pub unsafe extern "C" fn evl_unix_receive_fds(
+    lp: *mut evl_loop,
+    s: *mut evl_stream,
+    on: c_int,
+) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        match unix_of(ev, s) {
+            Ok(stream) => {
+                stream.receive_fds(on != 0);
+                0
+            }
+            Err(rc) => rc,
+        }
+    })
+}
+
+#[no_mangle]
 pub unsafe extern "C" fn evl_unix_pending_fds(lp: *mut evl_loop, s: *mut evl_stream) -> c_int {
     guard(|| {
         let ev = ev_or_einval!(lp);

@@ -1015,6 +1015,8 @@ static void test_fd_passing(void) {
     CHECK_EQ(evl_unix_write_fds(loop, a, "f", 1, fd_pipe + 1, 1, fd_sent, "x", count_free), 1);
     CHECK(fcntl(fd_pipe[1], F_GETFD) >= 0); /* still ours, as with sendmsg */
     close(fd_pipe[1]);
+    CHECK_EQ(evl_unix_receive_fds(loop, r, 1), -ENOTSUP);
+    CHECK_EQ(evl_unix_receive_fds(loop, b, 1), 0); /* off by default */
     CHECK_EQ(evl_stream_read_start(loop, b, fd_reader, NULL, NULL), 0);
     CHECK_EQ(evl_stream_shutdown(loop, a, NULL, NULL, NULL), 0);
     CHECK_EQ(evl_stream_close(loop, r, NULL, NULL, NULL), 0);

@@ -1612,6 +1612,7 @@ static void test_streams_bad_input(void) {
     CHECK_EQ(evl_tcp_close_reset(NULL, (evl_stream *)t, tcb, t, tfree), -EINVAL);
     CHECK_EQ(evl_unix_write_fds(NULL, (evl_stream *)t, "x", 1, fds, 1, tstatus, t, tfree), -EINVAL);
     CHECK_EQ(evl_unix_pending_fds(NULL, (evl_stream *)t), -EINVAL);
+    CHECK_EQ(evl_unix_receive_fds(NULL, (evl_stream *)t, 1), -EINVAL);
     CHECK_EQ(evl_unix_take_fds(NULL, (evl_stream *)t, fds, 2), -EINVAL);
     CHECK_EQ(evl_timer_refresh(NULL, 1), -EINVAL);
     CHECK_EQ(evl_timer_get_period(NULL, 1, &v), -EINVAL);
@@ -1743,6 +1744,7 @@ static void test_streams_bad_input(void) {
         CHECK_EQ(evl_tcp_close_reset(loop, x, tcb, t, tfree), -EINVAL);
         CHECK_EQ(evl_unix_write_fds(loop, x, "x", 1, fds, 1, tstatus, t, tfree), -EINVAL);
         CHECK_EQ(evl_unix_pending_fds(loop, x), -EINVAL);
+        CHECK_EQ(evl_unix_receive_fds(loop, x, 1), -EINVAL);
         CHECK_EQ(evl_unix_take_fds(loop, x, fds, 2), -EINVAL);
     }
     /* A pipe is not TCP and not a Unix socket. */
@@ -1752,6 +1754,7 @@ static void test_streams_bad_input(void) {
     CHECK_EQ(evl_tcp_close_reset(loop, ps, tcb, t, tfree), -ENOTSUP);
     CHECK_EQ(evl_unix_write_fds(loop, pw, "x", 1, fds, 1, tstatus, t, tfree), -ENOTSUP);
     CHECK_EQ(evl_unix_pending_fds(loop, ps), -ENOTSUP);
+    CHECK_EQ(evl_unix_receive_fds(loop, ps, 1), -ENOTSUP);
     CHECK_EQ(evl_unix_take_fds(loop, ps, NULL, 0), -ENOTSUP);
     /* Huge and out-of-range values. */
     CHECK_EQ(evl_stream_try_write(loop, pw, NULL, 1), -EINVAL);
