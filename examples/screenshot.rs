@@ -60,6 +60,8 @@ const DEFAULT_SIZE: (u32, u32) = (800, 600);
 const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// Lines of the browser's stderr kept to show when it fails.
 const STDERR_TAIL: usize = 15;
+/// How long `sweep` waits for killed helpers to be gone.
+const SWEEP_FOR: Duration = Duration::from_secs(3);
 
 /// What to capture, and where to put it.
 struct Job {
@@ -224,6 +226,7 @@ enum Waiting {
 }
 
 type Then = Box<dyn FnOnce(&mut EventLoop, &Browser, Value)>;
+type OnEnd = Box<dyn FnOnce(&mut EventLoop)>;
 
 struct Step {
     name: &'static str,
@@ -241,6 +244,9 @@ struct Inner {
     stderr_tail: VecDeque<String>,
     next_id: u64,
     step: Option<Step>,
+    /// The step in progress, or the last one (a failure in the code between
+    /// two steps belongs to the one that just ended).
+    step_name: &'static str,
     waiting: Waiting,
     /// Events seen since `forget_events`.
     events: Vec<String>,
@@ -249,7 +255,9 @@ struct Inner {
     outcome: Option<bool>,
     exit: Option<ExitStatus>,
     /// Runs once, when the browser is gone.
-    on_end: Option<Box<dyn FnOnce(&mut EventLoop)>>,
+    on_end: Option<OnEnd>,
+    /// The browser's `--user-data-dir`.
+    profile: PathBuf,
 }
 
 /// A running browser. Clones share it.
@@ -271,7 +279,12 @@ impl Browser {
         let (to_browser_r, to_browser_w) = os::pipe()?;
         let (from_browser_r, from_browser_w) = os::pipe()?;
         let mut cmd = Command::new("setsid");
-        cmd.arg(program)
+        // Chromium's crash handler daemonizes itself, leaving our process
+        // group; with its database in the profile, its command line names
+        // the profile and `sweep` can find it.
+        cmd.env("XDG_CONFIG_HOME", profile)
+            .env("XDG_CACHE_HOME", profile)
+            .arg(program)
             .args(chromium_flags(profile))
             .stdin(Stdio::Null)
             .stdout(Stdio::Null)
@@ -285,7 +298,7 @@ impl Browser {
                 b.exited(ev, status);
             }
         })?;
-        println!("browser pid {}", child.id());
+        println!("browser pid {}, profile {}", child.id(), profile.display());
         let stderr = child.stderr.take();
         let b = Browser(Rc::new(RefCell::new(Inner {
             child,
@@ -295,12 +308,14 @@ impl Browser {
             stderr_tail: VecDeque::new(),
             next_id: 1,
             step: None,
+            step_name: "launch",
             waiting: Waiting::Nothing,
             events: Vec::new(),
             step_timeout,
             outcome: None,
             exit: None,
             on_end: Some(Box::new(on_end)),
+            profile: profile.to_path_buf(),
         })));
         *cell.borrow_mut() = Some(b.clone());
         if let Err(e) = b.start_reading(ev, stderr) {
@@ -344,12 +359,15 @@ impl Browser {
                     partial.extend_from_slice(bytes);
                     while let Some(end) = partial.iter().position(|&c| c == b'\n') {
                         let line: Vec<u8> = partial.drain(..=end).collect();
+                        let line = String::from_utf8_lossy(&line).trim_end().to_string();
+                        if line.contains(":ERROR:dbus/") {
+                            continue; // no D-Bus in a container: noise
+                        }
                         let mut s = b.0.borrow_mut();
                         if s.stderr_tail.len() == STDERR_TAIL {
                             s.stderr_tail.pop_front();
                         }
-                        s.stderr_tail
-                            .push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+                        s.stderr_tail.push_back(line);
                     }
                 }
             })?;
@@ -484,11 +502,15 @@ impl Browser {
                 format!("no answer within {:.1} s", timeout.as_secs_f64()),
             );
         });
-        let old = self.0.borrow_mut().step.replace(Step {
-            name,
-            started: Instant::now(),
-            timer,
-        });
+        let old = {
+            let mut s = self.0.borrow_mut();
+            s.step_name = name;
+            s.step.replace(Step {
+                name,
+                started: Instant::now(),
+                timer,
+            })
+        };
         if let Some(old) = old {
             ev.clear_timer(old.timer);
         }
@@ -547,22 +569,18 @@ impl Browser {
     /// Ends the run with an error naming the step: kills the browser's
     /// process group; the loop ends once its exit callback ran.
     fn fail(&self, ev: &mut EventLoop, error: String) {
-        let step = {
+        let (step, name) = {
             let mut s = self.0.borrow_mut();
             if s.outcome.is_some() {
                 return;
             }
             s.outcome = Some(false);
             s.waiting = Waiting::Nothing;
-            s.step.take()
+            (s.step.take(), s.step_name)
         };
-        let name = match step {
-            Some(step) => {
-                ev.clear_timer(step.timer);
-                step.name
-            }
-            None => "browser",
-        };
+        if let Some(step) = step {
+            ev.clear_timer(step.timer);
+        }
         eprintln!("screenshot: step '{name}' failed: {error}");
         let tail: Vec<String> = self.0.borrow().stderr_tail.iter().cloned().collect();
         if !tail.is_empty() {
@@ -632,12 +650,37 @@ impl Browser {
         for pipe in pipes.into_iter().flatten() {
             pipe.close(ev);
         }
-        on_end(ev);
+        let (pgid, profile) = {
+            let s = self.0.borrow();
+            (s.child.id(), s.profile.clone())
+        };
+        sweep(ev, pgid, profile, Instant::now() + SWEEP_FOR, on_end);
     }
 
     fn succeeded(&self) -> bool {
         self.0.borrow().outcome == Some(true)
     }
+}
+
+/// Kills what is left of the browser and waits until it is gone: the live
+/// processes of its group (SIGKILL takes effect asynchronously) and those
+/// outside it that name its profile (the crash handler daemonizes itself and
+/// outlives the browser by seconds). Checks every 10 ms, for `SWEEP_FOR` at
+/// most; then `on_end`.
+fn sweep(ev: &mut EventLoop, pgid: u32, profile: PathBuf, deadline: Instant, on_end: OnEnd) {
+    let left = os::leftovers(pgid, &profile);
+    if left.is_empty() || Instant::now() >= deadline {
+        if !left.is_empty() {
+            eprintln!("screenshot: processes {left:?} did not die after SIGKILL");
+        }
+        return on_end(ev);
+    }
+    for pid in left {
+        os::kill(pid);
+    }
+    ev.set_timeout(Duration::from_millis(10), move |ev| {
+        sweep(ev, pgid, profile, deadline, on_end)
+    });
 }
 
 /// Kills the browser's process group on drop unless the browser's exit was
@@ -774,7 +817,10 @@ fn parse_size(s: &str) -> Option<(u32, u32)> {
     (fits(w) && fits(h)).then_some((w, h))
 }
 
-fn parse_args() -> Result<(PathBuf, Option<String>, (u32, u32)), String> {
+/// The command line: output file, URL (if not our own page), size.
+type Args = (PathBuf, Option<String>, (u32, u32));
+
+fn parse_args() -> Result<Args, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (out, rest) = args.split_first().ok_or("no output file given")?;
     let (mut url, mut size) = (None, None);
@@ -857,6 +903,45 @@ mod os {
         // SAFETY: kill has no memory-safety preconditions; a negative pid
         // names the process group.
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+
+    /// SIGKILL to `pid`.
+    pub fn kill(pid: u32) {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return;
+        };
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+
+    /// The live processes, other than this one, in process group `pgid`
+    /// or with `path` in their command line. Zombies are dead already and
+    /// do not count.
+    pub fn leftovers(pgid: u32, path: &Path) -> Vec<u32> {
+        let needle = path.as_os_str().as_encoded_bytes();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let alive_in_group = |pid: u32| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // "pid (comm) state ppid pgrp ...": comm may hold anything but ')'
+            // is the last one.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+            let live = !matches!(fields.first(), Some(&"Z") | Some(&"X") | None);
+            live && fields.get(2) == Some(&pgid.to_string().as_str())
+        };
+        let names_path = |pid: u32| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.windows(needle.len()).any(|w| w == needle))
+        };
+        dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != std::process::id())
+            .filter(|&pid| alive_in_group(pid) || names_path(pid))
+            .collect()
     }
 
     pub fn is_root() -> bool {
