@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use evloop::net::{tcp, Pipe, TcpServer};
 use evloop::process::{self, Child, Command, Stdio};
-use evloop::signal::{self, SignalId};
+use evloop::signal;
 use evloop::{fs, EventLoop, TimerId};
 use serde_json::{json, Value};
 
@@ -962,9 +962,13 @@ fn main() -> ExitCode {
         }
     };
     let Some(program) = find_browser() else {
+        let looked_for = match std::env::var_os("SCREENSHOT_BROWSER") {
+            Some(b) => format!("SCREENSHOT_BROWSER={}", b.to_string_lossy()),
+            None => "`chromium` in PATH".to_string(),
+        };
         eprintln!(
-            "screenshot: no Chromium found (looked for `chromium` in PATH, or \
-             SCREENSHOT_BROWSER). Install it with:\n    apt-get install chromium"
+            "screenshot: no Chromium found (looked for {looked_for}). \
+             Install it with:\n    apt-get install chromium"
         );
         return ExitCode::from(2);
     };
@@ -1014,25 +1018,31 @@ fn run(
     });
 
     // SIGINT and SIGTERM end the run like any failure: browser killed,
-    // profile removed. The watchers do not keep the loop alive.
-    let signals: Rc<RefCell<Vec<SignalId>>> = Rc::default();
-    let sigs = signals.clone();
+    // profile removed. The watchers are in place before the browser starts
+    // (a signal in between would kill us and leave it running); they do not
+    // keep the loop alive.
+    let slot: Rc<RefCell<Option<Browser>>> = Rc::default();
+    let mut signals = Vec::new();
+    for signo in [libc::SIGINT, libc::SIGTERM] {
+        let s = slot.clone();
+        let id = signal::on_signal(&mut ev, signo, move |ev| {
+            let browser = s.borrow().clone();
+            if let Some(b) = browser {
+                b.fail(ev, format!("interrupted by signal {signo}"));
+            }
+        })?;
+        signals.push(id);
+    }
     let on_end = move |ev: &mut EventLoop| {
         if let Some(server) = &server {
             server.close(ev);
         }
-        for id in sigs.borrow_mut().drain(..) {
+        for id in signals {
             signal::stop_signal(ev, id);
         }
     };
     let browser = Browser::spawn(&mut ev, &program, &profile.0, step_timeout, on_end)?;
-    for signo in [libc::SIGINT, libc::SIGTERM] {
-        let b = browser.clone();
-        let id = signal::on_signal(&mut ev, signo, move |ev| {
-            b.fail(ev, format!("interrupted by signal {signo}"));
-        })?;
-        signals.borrow_mut().push(id);
-    }
+    *slot.borrow_mut() = Some(browser.clone());
     // Should the loop fail or a callback panic, the browser still dies.
     let _kill_on_unwind = KillGroupOnDrop(browser.clone());
     launch(&mut ev, &browser, job);
