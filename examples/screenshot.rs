@@ -260,6 +260,18 @@ struct Inner {
     profile: PathBuf,
 }
 
+impl Inner {
+    /// SIGKILL to the browser and its process group; the exit callback
+    /// follows. The browser itself first: right after the spawn, `setsid`
+    /// may not have made the group yet (the group kill then finds no one).
+    /// Not reaped yet, so neither its pid nor its group id can name anyone
+    /// else.
+    fn kill(&self) {
+        let _ = self.child.kill(libc::SIGKILL);
+        os::kill_group(self.child.id());
+    }
+}
+
 /// A running browser. Clones share it.
 #[derive(Clone)]
 struct Browser(Rc<RefCell<Inner>>);
@@ -598,9 +610,7 @@ impl Browser {
         if exited {
             self.finish(ev);
         } else {
-            // Not reaped yet, so the group id is still ours to signal.
-            let pid = self.0.borrow().child.id();
-            os::kill_group(pid);
+            self.0.borrow().kill();
         }
     }
 
@@ -691,7 +701,7 @@ impl Drop for KillGroupOnDrop {
     fn drop(&mut self) {
         let s = self.0 .0.borrow();
         if s.exit.is_none() {
-            os::kill_group(s.child.id());
+            s.kill();
         }
     }
 }

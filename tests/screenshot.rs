@@ -144,7 +144,12 @@ fn assert_browser_gone(out: &Output) {
 
 fn assert_failed(out: &Output, stderr_has: &str) {
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}, stderr:\n{stderr}",
+        out.status
+    );
     assert!(
         stderr.contains(stderr_has),
         "expected {stderr_has:?} in stderr:\n{stderr}"
@@ -381,6 +386,14 @@ fn sigterm_ends_the_run_and_the_browser() {
         .status()
         .unwrap();
     assert!(status.success());
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("SIGTERM did not end the example");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let mut out = child.wait_with_output().unwrap();
