@@ -60,7 +60,7 @@ const DEFAULT_SIZE: (u32, u32) = (800, 600);
 const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// Lines of the browser's stderr kept to show when it fails.
 const STDERR_TAIL: usize = 15;
-/// How long `sweep` waits for killed helpers to be gone.
+/// How long to wait for killed processes to be gone.
 const SWEEP_FOR: Duration = Duration::from_secs(3);
 
 /// What to capture, and where to put it.
@@ -254,6 +254,8 @@ struct Inner {
     /// `Some(true)` once closed cleanly, `Some(false)` once failed.
     outcome: Option<bool>,
     exit: Option<ExitStatus>,
+    /// After a kill: stops the loop if the exit never comes.
+    exit_deadline: Option<TimerId>,
     /// Runs once, when the browser is gone.
     on_end: Option<OnEnd>,
     /// The browser's `--user-data-dir`.
@@ -326,6 +328,7 @@ impl Browser {
             step_timeout,
             outcome: None,
             exit: None,
+            exit_deadline: None,
             on_end: Some(Box::new(on_end)),
             profile: profile.to_path_buf(),
         })));
@@ -611,16 +614,30 @@ impl Browser {
             self.finish(ev);
         } else {
             self.0.borrow().kill();
+            // SIGKILL cannot be caught, but a process stuck in the kernel
+            // can take its time: do not wait forever.
+            let timer = ev.set_timeout(SWEEP_FOR, |ev| {
+                eprintln!("screenshot: the browser did not exit after SIGKILL; giving up");
+                ev.stop();
+            });
+            self.0.borrow_mut().exit_deadline = Some(timer);
         }
     }
 
     /// The exit callback.
     fn exited(&self, ev: &mut EventLoop, status: ExitStatus) {
-        let (outcome, closing) = {
+        let (outcome, closing, deadline) = {
             let mut s = self.0.borrow_mut();
             s.exit = Some(status);
-            (s.outcome, matches!(s.waiting, Waiting::Exit))
+            (
+                s.outcome,
+                matches!(s.waiting, Waiting::Exit),
+                s.exit_deadline.take(),
+            )
         };
+        if let Some(timer) = deadline {
+            ev.clear_timer(timer);
+        }
         match outcome {
             None if closing => {
                 self.end_step(ev);
