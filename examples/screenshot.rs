@@ -76,136 +76,94 @@ struct Job {
 // last callback; an error or a timeout in any of them goes to
 // `Browser::fail`, which ends the run.
 
-/// `browser = await launch()`: spawn Chromium, then ask for its version (the
-/// first answer means it is up and speaking the protocol).
+/// `browser = await launch()`: spawn Chromium (done by `Browser::spawn`),
+/// then ask for its version: the first answer means it is up and speaking
+/// the protocol.
 fn launch(ev: &mut EventLoop, b: &Browser, job: Rc<Job>) {
-    b.call(
-        ev,
-        "launch",
-        "Browser.getVersion",
-        json!({}),
-        None,
-        move |ev, b, version| {
-            println!("browser: {}", version["product"].as_str().unwrap_or("?"));
-            new_page(ev, b, job);
-        },
-    );
+    let (method, params) = ("Browser.getVersion", json!({}));
+    b.call(ev, "launch", method, params, move |ev, b, version| {
+        println!("browser: {}", version["product"].as_str().unwrap_or("?"));
+        new_page(ev, b, job);
+    });
 }
 
 /// `page = await browser.newPage()`: a new tab, and a session attached to it
-/// (flat mode: its messages carry a `sessionId`).
+/// (flat mode: the page's messages carry its `sessionId`).
 fn new_page(ev: &mut EventLoop, b: &Browser, job: Rc<Job>) {
-    let params = json!({"url": "about:blank"});
-    b.call(
-        ev,
-        "create target",
-        "Target.createTarget",
-        params,
-        None,
-        move |ev, b, target| {
-            let Some(target_id) = b.field(ev, &target, "targetId") else {
+    let (method, params) = ("Target.createTarget", json!({"url": "about:blank"}));
+    b.call(ev, "create target", method, params, move |ev, b, target| {
+        let Some(target_id) = b.field(ev, &target, "targetId") else {
+            return;
+        };
+        let method = "Target.attachToTarget";
+        let params = json!({"targetId": target_id, "flatten": true});
+        b.call(ev, "attach", method, params, move |ev, b, attached| {
+            let Some(session) = b.field(ev, &attached, "sessionId") else {
                 return;
             };
-            let params = json!({"targetId": target_id, "flatten": true});
-            b.call(
-                ev,
-                "attach",
-                "Target.attachToTarget",
-                params,
-                None,
-                move |ev, b, attached| {
-                    let Some(session) = b.field(ev, &attached, "sessionId") else {
-                        return;
-                    };
-                    set_viewport(ev, b, job, Rc::from(session));
-                },
-            );
-        },
-    );
+            let page = Page {
+                browser: b.clone(),
+                session: session.into(),
+            };
+            set_viewport(ev, &page, job);
+        });
+    });
 }
 
 /// `await page.setViewport({'width': w, 'height': h})`.
-fn set_viewport(ev: &mut EventLoop, b: &Browser, job: Rc<Job>, session: Rc<str>) {
+fn set_viewport(ev: &mut EventLoop, page: &Page, job: Rc<Job>) {
+    let method = "Emulation.setDeviceMetricsOverride";
     let params = json!({
         "width": job.width, "height": job.height, "deviceScaleFactor": 1, "mobile": false,
     });
-    let s = session.clone();
-    let method = "Emulation.setDeviceMetricsOverride";
-    b.call(
-        ev,
-        "set viewport",
-        method,
-        params,
-        Some(&s),
-        move |ev, b, _| {
-            goto(ev, b, job, session);
-        },
-    );
+    page.call(ev, "set viewport", method, params, move |ev, page, _| {
+        goto(ev, page, job);
+    });
 }
 
 /// `await page.goto(url)`: navigate, then wait for the page's load event.
-fn goto(ev: &mut EventLoop, b: &Browser, job: Rc<Job>, session: Rc<str>) {
-    let s = session.clone();
-    b.call(
-        ev,
-        "enable page events",
-        "Page.enable",
-        json!({}),
-        Some(&s),
-        move |ev, b, _| {
-            b.forget_events(); // a load event from here on is the new page's
-            let params = json!({"url": job.url});
-            let s = session.clone();
-            b.call(
-                ev,
-                "navigate",
-                "Page.navigate",
-                params,
-                Some(&s),
-                move |ev, b, nav| {
-                    if let Some(error) = nav["errorText"].as_str() {
-                        return b.fail(ev, format!("{}: {error}", job.url));
-                    }
-                    b.wait_event(ev, "load event", "Page.loadEventFired", move |ev, b, _| {
-                        screenshot(ev, b, job, session);
-                    });
-                },
-            );
-        },
-    );
+fn goto(ev: &mut EventLoop, page: &Page, job: Rc<Job>) {
+    let (method, params) = ("Page.enable", json!({}));
+    page.call(ev, "enable events", method, params, move |ev, page, _| {
+        // A load event from here on is the new page's.
+        page.browser.forget_events();
+        let (method, params) = ("Page.navigate", json!({"url": job.url}));
+        page.call(ev, "navigate", method, params, move |ev, page, nav| {
+            if let Some(error) = nav["errorText"].as_str() {
+                return page.browser.fail(ev, format!("{}: {error}", job.url));
+            }
+            page.wait_event(ev, "load event", "Page.loadEventFired", move |ev, page| {
+                screenshot(ev, page, job);
+            });
+        });
+    });
 }
 
 /// `await page.screenshot({'path': out})`: capture a PNG, write it (on the
 /// loop's thread pool, atomically).
-fn screenshot(ev: &mut EventLoop, b: &Browser, job: Rc<Job>, session: Rc<str>) {
-    let params = json!({"format": "png"});
-    b.call(
-        ev,
-        "capture PNG",
-        "Page.captureScreenshot",
-        params,
-        Some(&session),
-        move |ev, b, shot| {
-            let Some(data) = b.field(ev, &shot, "data") else {
-                return;
-            };
-            let png = match base64::engine::general_purpose::STANDARD.decode(data) {
-                Ok(png) => png,
-                Err(e) => return b.fail(ev, format!("the PNG is not valid base64: {e}")),
-            };
-            let len = png.len();
-            let out = job.out.clone();
-            b.write_file(ev, "write PNG", &out, png, move |ev, b| {
-                println!(
-                    "wrote {} ({}x{}, {len} bytes)",
-                    job.out.display(),
-                    job.width,
-                    job.height
-                );
-                close(ev, b);
-            });
-        },
-    );
+fn screenshot(ev: &mut EventLoop, page: &Page, job: Rc<Job>) {
+    let (method, params) = ("Page.captureScreenshot", json!({"format": "png"}));
+    page.call(ev, "capture PNG", method, params, move |ev, page, shot| {
+        let b = &page.browser;
+        let Some(data) = b.field(ev, &shot, "data") else {
+            return;
+        };
+        let png = match base64::engine::general_purpose::STANDARD.decode(data) {
+            Ok(png) => png,
+            Err(e) => return b.fail(ev, format!("the PNG is not valid base64: {e}")),
+        };
+        let len = png.len();
+        let out = job.out.clone();
+        b.write_file(ev, "write PNG", &out, png, move |ev, b| {
+            println!(
+                "wrote {} ({}x{}, {len} bytes)",
+                job.out.display(),
+                job.width,
+                job.height
+            );
+            close(ev, b);
+        });
+    });
 }
 
 /// `await browser.close()`: ask the browser to quit; the step ends when its
@@ -271,6 +229,45 @@ impl Inner {
     fn kill(&self) {
         let _ = self.child.kill(libc::SIGKILL);
         os::kill_group(self.child.id());
+    }
+}
+
+/// A tab the browser has a session with: its commands carry the session id.
+#[derive(Clone)]
+struct Page {
+    browser: Browser,
+    session: Rc<str>,
+}
+
+impl Page {
+    /// As `Browser::call`, in this page's session.
+    fn call(
+        &self,
+        ev: &mut EventLoop,
+        step: &'static str,
+        method: &str,
+        params: Value,
+        then: impl FnOnce(&mut EventLoop, &Page, Value) + 'static,
+    ) {
+        let page = self.clone();
+        let session = Some(&*self.session);
+        self.browser
+            .call_in(ev, session, step, method, params, move |ev, _, result| {
+                then(ev, &page, result)
+            });
+    }
+
+    /// As `Browser::wait_event`.
+    fn wait_event(
+        &self,
+        ev: &mut EventLoop,
+        step: &'static str,
+        method: &'static str,
+        then: impl FnOnce(&mut EventLoop, &Page) + 'static,
+    ) {
+        let page = self.clone();
+        self.browser
+            .wait_event(ev, step, method, move |ev, _, _| then(ev, &page));
     }
 }
 
@@ -390,16 +387,28 @@ impl Browser {
         Ok(())
     }
 
-    /// Starts step `step`: sends `method` (to the page's `session`, if any)
-    /// and calls `then` with the reply's `result`. A protocol error, a
-    /// timeout or a dead browser fails the step instead.
+    /// Starts step `step`: sends the browser-wide command `method` and
+    /// calls `then` with the reply's `result`. A protocol error, a timeout
+    /// or a dead browser fails the step instead.
     fn call(
         &self,
         ev: &mut EventLoop,
         step: &'static str,
         method: &str,
         params: Value,
+        then: impl FnOnce(&mut EventLoop, &Browser, Value) + 'static,
+    ) {
+        self.call_in(ev, None, step, method, params, then);
+    }
+
+    /// As `call`, in a page's session if one is given.
+    fn call_in(
+        &self,
+        ev: &mut EventLoop,
         session: Option<&str>,
+        step: &'static str,
+        method: &str,
+        params: Value,
         then: impl FnOnce(&mut EventLoop, &Browser, Value) + 'static,
     ) {
         if !self.begin(ev, step) {

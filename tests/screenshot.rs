@@ -197,7 +197,7 @@ fn captures_the_served_page_at_the_requested_size() {
         "create target",
         "attach",
         "set viewport",
-        "enable page events",
+        "enable events",
         "navigate",
         "load event",
         "capture PNG",
