@@ -401,3 +401,22 @@ fn sigterm_ends_the_run_and_the_browser() {
     assert_failed(&out, "step 'launch' failed: interrupted by signal 15");
     assert_browser_gone(&out);
 }
+
+#[test]
+fn the_readme_shows_the_example_code_verbatim() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/screenshot.rs"
+    ))
+    .unwrap();
+    let start = readme.find("fn goto(").expect("README shows fn goto");
+    let end = start + readme[start..].find("```").unwrap();
+    let snippet = &readme[start..end];
+    assert!(snippet.lines().count() > 10, "{snippet}");
+    assert!(
+        example.contains(snippet),
+        "README's goto differs from examples/screenshot.rs:\n{snippet}"
+    );
+}
