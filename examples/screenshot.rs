@@ -30,9 +30,11 @@
 //! error naming the step, exit code 1. The browser never outlives the
 //! example: it runs in its own process group (started through `setsid`),
 //! and every way out kills that whole group (Chromium's helper processes
-//! too) and waits for the browser's exit before the loop ends. SIGINT and
-//! SIGTERM end the run the same way. The fresh `--user-data-dir` is removed
-//! at the end.
+//! too) and the crash handler that leaves it, and waits until they are gone
+//! before the loop ends. SIGINT and SIGTERM end the run the same way. The
+//! fresh `--user-data-dir` is removed at the end. (Only a SIGKILL of the
+//! example itself skips all this; Chromium then sees its pipe close and
+//! quits by itself, in about 2 s here.)
 //!
 //! Environment, for tests and other browsers: `SCREENSHOT_BROWSER` (program
 //! to run instead of `chromium`), `SCREENSHOT_STEP_TIMEOUT_MS` (per-step
