@@ -856,7 +856,9 @@ fn queue_pause_holds_items_and_resume_starts_them() {
 // their callbacks get Interrupted), drain never fires, pushes fail.
 #[test]
 fn queue_kill_interrupts_waiting_items_and_ends_the_queue() {
-    let mut ev = EventLoop::new().unwrap();
+    // The manual clock: a loaded machine cannot stall the loop past both
+    // timers before the first worker starts.
+    let mut ev = EventLoop::with_manual_clock().unwrap();
     let log = new_log();
     let queue = Queue::new(1, |ev: &mut EventLoop, i: u32, done: Completion<u32>| {
         ev.set_timeout(Duration::from_millis(10), move |ev| {
