@@ -73,7 +73,7 @@ cmd_for() {
     asyncio | uvloop) echo "$VENV/bin/python benches/peers/py_bench.py $peer $w" ;;
     tokio) echo "$PEERS_BIN/tokio_bench $w" ;;
     calloop) echo "$PEERS_BIN/calloop_bench $w" ;;
-    baseline) case $w in W2 | W5 | W5c) echo "$PEERS_BIN/baseline $w" ;; esac ;;
+    baseline) case $w in W1 | W2 | W5 | W5c) echo "$PEERS_BIN/baseline $w" ;; esac ;;
   esac
 }
 

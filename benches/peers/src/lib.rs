@@ -28,7 +28,11 @@ pub fn report(peer: &str, workload: &str, n: u64, secs: f64, extra: &str) {
 pub fn args() -> (String, u64) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let w = args.first().cloned().unwrap_or_else(|| "W1".into());
-    let default = if w.starts_with("W5") { 100_000 } else { 1_000_000 };
+    let default = if w.starts_with("W5") {
+        100_000
+    } else {
+        1_000_000
+    };
     let n = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(default);
     (w, n)
 }

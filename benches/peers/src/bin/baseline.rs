@@ -16,6 +16,7 @@ use polling::{Event, Events, PollMode, Poller};
 fn main() {
     let (w, n) = args();
     match w.as_str() {
+        "W1" => chain(n),
         "W2" => fanout(n),
         "W5" => ping_pong(n, 1, "W5"),
         "W5c" => ping_pong(n, 100, "W5c"),
@@ -28,6 +29,26 @@ fn main() {
 
 thread_local! {
     static COUNT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// W1 by hand: one callback re-queues itself n times in a `VecDeque` of
+/// boxed closures, each given the queue (as evloop's are given the loop).
+fn chain(n: u64) {
+    struct Queue(VecDeque<Box<dyn FnOnce(&mut Queue)>>);
+    fn step(q: &mut Queue) {
+        let left = COUNT.with(|c| c.replace(c.get().saturating_sub(1)));
+        if left > 1 {
+            q.0.push_back(Box::new(step));
+        }
+    }
+    COUNT.with(|c| c.set(n));
+    let t = Instant::now();
+    let mut queue = Queue(VecDeque::new());
+    queue.0.push_back(Box::new(step));
+    while let Some(f) = queue.0.pop_front() {
+        f(&mut queue);
+    }
+    report("baseline", "W1", n, t.elapsed().as_secs_f64(), "");
 }
 
 /// The same closures as evloop's W2 (they count in a thread-local), in a
@@ -64,12 +85,21 @@ fn ping_pong(n: u64, conns: u64, name: &str) {
         for (stream, client) in [(c, true), (s, false)] {
             stream.set_nodelay(true).unwrap();
             stream.set_nonblocking(true).unwrap();
-            socks.push(Conn { stream, client, left: per, got: 0 });
+            socks.push(Conn {
+                stream,
+                client,
+                left: per,
+                got: 0,
+            });
         }
     }
     for (key, c) in socks.iter().enumerate() {
         // SAFETY: each socket is deleted from the poller before it drops.
-        unsafe { poller.add_with_mode(&c.stream, Event::readable(key), PollMode::Level).unwrap() };
+        unsafe {
+            poller
+                .add_with_mode(&c.stream, Event::readable(key), PollMode::Level)
+                .unwrap()
+        };
     }
     let t = Instant::now();
     for c in socks.iter_mut().filter(|c| c.client) {
@@ -80,7 +110,9 @@ fn ping_pong(n: u64, conns: u64, name: &str) {
     let mut buf = [0u8; 65536];
     while open > 0 {
         events.clear();
-        poller.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
+        poller
+            .wait(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
         for ev in events.iter() {
             let c = &mut socks[ev.key];
             let k = match c.stream.read(&mut buf) {
@@ -110,5 +142,11 @@ fn ping_pong(n: u64, conns: u64, name: &str) {
     for c in &socks {
         let _ = poller.delete(&c.stream);
     }
-    report("baseline", name, per * conns, secs, &format!(",\"conns\":{conns}"));
+    report(
+        "baseline",
+        name,
+        per * conns,
+        secs,
+        &format!(",\"conns\":{conns}"),
+    );
 }

@@ -4,8 +4,8 @@
 //! loop would otherwise block): W1 re-inserts an idle callback from itself,
 //! W2 inserts n idle callbacks. The shared state is the loop's `Data`.
 
-use std::net::{TcpListener, TcpStream};
 use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use calloop::channel::{channel, Event as ChannelEvent};
@@ -25,7 +25,13 @@ struct Data {
 fn main() {
     let (w, n) = args();
     let mut ev: EventLoop<Data> = EventLoop::try_new().unwrap();
-    let mut data = Data { count: 0, n, late_ms: 0.0, open: 0, signal: ev.get_signal() };
+    let mut data = Data {
+        count: 0,
+        n,
+        late_ms: 0.0,
+        open: 0,
+        signal: ev.get_signal(),
+    };
     let handle = ev.handle();
     // Idle callbacks only run after a dispatch's wait: with idles pending,
     // the wait must not block (timeout zero), as calloop users do.
@@ -165,29 +171,34 @@ fn ping_pong(ev: &mut EventLoop<Data>, data: &mut Data, n: u64, conns: u64, name
         let mut left = per;
         let mut got = 0;
         handle
-            .insert_source(Generic::new(c, Interest::READ, Mode::Level), move |_, c, d: &mut Data| {
-                let mut buf = [0u8; 64];
-                // SAFETY: the socket is not dropped while registered.
-                let c = unsafe { c.get_mut() };
-                match c.read(&mut buf) {
-                    Ok(k) => got += k,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(PostAction::Continue),
-                    Err(e) => panic!("{e}"),
-                }
-                while got >= 5 {
-                    got -= 5;
-                    left -= 1;
-                    if left == 0 {
-                        d.open -= 1;
-                        if d.open == 0 {
-                            d.count = 1;
+            .insert_source(
+                Generic::new(c, Interest::READ, Mode::Level),
+                move |_, c, d: &mut Data| {
+                    let mut buf = [0u8; 64];
+                    // SAFETY: the socket is not dropped while registered.
+                    let c = unsafe { c.get_mut() };
+                    match c.read(&mut buf) {
+                        Ok(k) => got += k,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            return Ok(PostAction::Continue)
                         }
-                        return Ok(PostAction::Remove);
+                        Err(e) => panic!("{e}"),
                     }
-                    c.write_all(b"PING\n").unwrap();
-                }
-                Ok(PostAction::Continue)
-            })
+                    while got >= 5 {
+                        got -= 5;
+                        left -= 1;
+                        if left == 0 {
+                            d.open -= 1;
+                            if d.open == 0 {
+                                d.count = 1;
+                            }
+                            return Ok(PostAction::Remove);
+                        }
+                        c.write_all(b"PING\n").unwrap();
+                    }
+                    Ok(PostAction::Continue)
+                },
+            )
             .unwrap();
     }
     ev.run(None, data, |d| {
@@ -196,5 +207,11 @@ fn ping_pong(ev: &mut EventLoop<Data>, data: &mut Data, n: u64, conns: u64, name
         }
     })
     .unwrap();
-    report("calloop", name, per * conns, t.elapsed().as_secs_f64(), &format!(",\"conns\":{conns}"));
+    report(
+        "calloop",
+        name,
+        per * conns,
+        t.elapsed().as_secs_f64(),
+        &format!(",\"conns\":{conns}"),
+    );
 }

@@ -10,7 +10,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 fn main() {
     let (w, n) = args();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         match w.as_str() {
@@ -79,7 +82,8 @@ fn main() {
             "W5" => ping_pong(n, 1, "W5").await,
             "W5c" => ping_pong(n, 100, "W5c").await,
             "W6" => {
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Box<dyn FnOnce(&mut u64) + Send>>();
+                let (tx, mut rx) =
+                    tokio::sync::mpsc::unbounded_channel::<Box<dyn FnOnce(&mut u64) + Send>>();
                 let t = Instant::now();
                 let poster = std::thread::spawn(move || {
                     for _ in 0..n {
@@ -154,5 +158,11 @@ async fn ping_pong(n: u64, conns: u64, name: &str) {
     for task in tasks {
         task.await.unwrap();
     }
-    report("tokio", name, per * conns, t.elapsed().as_secs_f64(), &format!(",\"conns\":{conns}"));
+    report(
+        "tokio",
+        name,
+        per * conns,
+        t.elapsed().as_secs_f64(),
+        &format!(",\"conns\":{conns}"),
+    );
 }
