@@ -642,3 +642,20 @@ pub(crate) fn file_mode(fd: &impl AsRawFd) -> io::Result<libc::mode_t> {
     check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) }.into())?;
     Ok(st.st_mode)
 }
+
+/// Dissolves a datagram socket's association with its peer: `connect` with
+/// an `AF_UNSPEC` address (Linux may unbind a port the OS had chosen).
+pub(crate) fn disconnect_datagram(fd: &impl AsRawFd) -> io::Result<()> {
+    // SAFETY: a zeroed sockaddr is valid; AF_UNSPEC is 0.
+    let mut addr: libc::sockaddr = unsafe { std::mem::zeroed() };
+    addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    // SAFETY: passes a valid sockaddr and its size.
+    let rc = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            &addr,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    check(rc.into()).map(drop)
+}
