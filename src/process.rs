@@ -26,6 +26,23 @@
 //! `--remote-debugging-pipe`): each is first duplicated above every target
 //! number in the parent, then `dup2`'d into place between fork and exec, so
 //! no target can clobber another's source.
+//!
+//! std's `Command` forks and sets up stdio and the working directory, but
+//! the child then runs evloop's own setup and execs the program itself
+//! (`execvp` with an environment made before the fork, so nothing is
+//! allocated in the child): a new session for a detached child, the extra
+//! fds, the user and group ids (supplementary groups dropped, as libuv),
+//! the signal state. Any failure, the exec's included, is reported through
+//! a close-on-exec pipe of evloop's whose write end sits above every target
+//! number, and the child exits with 127; `spawn` reaps it and returns the
+//! error. std's own error pipe is never written to (it may sit at a target
+//! number and be replaced by a passed fd, which is then left untouched), so
+//! a failed exec can neither look like a success nor leak bytes into a
+//! passed fd.
+//!
+//! A child can be *detached* ([`Command::detached`]) and *unref'd*
+//! ([`Child::set_ref`]) so the loop does not wait for it; [`kill`] signals
+//! any pid, as libuv's `uv_kill` and Node's `process.kill`.
 
 use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
@@ -62,6 +79,9 @@ pub struct Command {
     cwd: Option<PathBuf>,
     stdio: [Stdio; 3],
     fds: Vec<(RawFd, OwnedFd)>,
+    detached: bool,
+    uid: Option<u32>,
+    gid: Option<u32>,
 }
 
 impl Command {
@@ -75,6 +95,9 @@ impl Command {
             cwd: None,
             stdio: [Stdio::Inherit; 3],
             fds: Vec::new(),
+            detached: false,
+            uid: None,
+            gid: None,
         }
     }
 
@@ -142,6 +165,38 @@ impl Command {
         self.fds.push((target, fd.into()));
         self
     }
+
+    /// Starts the child detached (libuv `UV_PROCESS_DETACHED`, Node's
+    /// `detached: true`): it leads a new session and process group
+    /// (`setsid`), with no controlling terminal, so the terminal's signals
+    /// (Ctrl-C's `SIGINT`, a hang-up's `SIGHUP`) and signals sent to our
+    /// process group do not reach it, and it can outlive us.
+    ///
+    /// Detaching does not stop the loop from waiting for it: also call
+    /// [`Child::set_ref`]`(ev, false)` for that. Its exit is then still
+    /// collected if the loop runs when it ends; if the loop has stopped
+    /// running (or was dropped), nobody reaps it and it stays a zombie until
+    /// our process exits, when init adopts and reaps it.
+    pub fn detached(&mut self, on: bool) -> &mut Command {
+        self.detached = on;
+        self
+    }
+
+    /// Runs the child as user `uid` (libuv `UV_PROCESS_SETUID`, Node's
+    /// `uid`). Changing ids also drops the supplementary groups, as libuv.
+    /// Without the privilege to change it, `spawn` fails with `EPERM`
+    /// (`PermissionDenied`).
+    pub fn uid(&mut self, uid: u32) -> &mut Command {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// Runs the child with group `gid` (libuv `UV_PROCESS_SETGID`, Node's
+    /// `gid`), set before the user id; see [`uid`](Command::uid).
+    pub fn gid(&mut self, gid: u32) -> &mut Command {
+        self.gid = Some(gid);
+        self
+    }
 }
 
 /// A spawned child. Its piped stdio are streams; take them out to use them.
@@ -170,6 +225,8 @@ struct State {
     status: Option<ExitStatus>,
     on_exit: Option<OnExit>,
     watch: Option<ExitWatch>,
+    /// Keeps the loop alive while it runs ([`Child::set_ref`]).
+    keep_alive: bool,
 }
 
 impl std::fmt::Debug for State {
@@ -193,17 +250,9 @@ pub fn spawn(
     cmd: Command,
     on_exit: impl FnOnce(&mut EventLoop, ExitStatus) + 'static,
 ) -> io::Result<Child> {
+    let context = |e: io::Error| with_context(e, format!("spawn {:?}", cmd.program));
+    let image = exec_image(&cmd)?;
     let mut std_cmd = process::Command::new(&cmd.program);
-    std_cmd.args(&cmd.args);
-    if cmd.env_clear {
-        std_cmd.env_clear();
-    }
-    for (k, v) in &cmd.env {
-        match v {
-            Some(v) => std_cmd.env(k, v),
-            None => std_cmd.env_remove(k),
-        };
-    }
     if let Some(dir) = &cmd.cwd {
         std_cmd.current_dir(dir);
     }
@@ -216,18 +265,30 @@ pub fn spawn(
     std_cmd.stdout(to_std(cmd.stdio[1]));
     std_cmd.stderr(to_std(cmd.stdio[2]));
 
-    let moves = prepare_fds(&cmd.fds)?;
+    let (moves, floor) = prepare_fds(&cmd.fds)?;
     let plan: Vec<(RawFd, RawFd)> = moves.iter().map(|(t, s)| (*t, s.as_raw_fd())).collect();
-    // SAFETY: the closure runs between fork and exec and calls only dup2,
-    // sigaction and pthread_sigmask, which are async-signal-safe; it
-    // allocates nothing (`plan` was built before the fork).
+    // Our own report pipe, its write end above every target number so no
+    // `dup2` can hit it (std's own error pipe may sit at a target number:
+    // the child never uses it, see the module docs).
+    let (report_r, low_report_w) = sys::pipe().map_err(context)?;
+    let report_w = sys::dup_above(&low_report_w, floor).map_err(context)?;
+    drop(low_report_w);
+    let report_fd = report_w.as_raw_fd();
+    let setup = ChildSetup {
+        plan,
+        detached: cmd.detached,
+        uid: cmd.uid,
+        gid: cmd.gid,
+        image,
+    };
+    // SAFETY: the closure runs between fork and exec and calls only
+    // async-signal-safe functions (setsid, dup2, setgroups, setgid, setuid,
+    // sigaction, pthread_sigmask, execvp, write, _exit); it allocates
+    // nothing (`setup` was built before the fork) and never returns.
     unsafe {
         std_cmd.pre_exec(move || {
-            for &(target, source) in &plan {
-                sys::dup2(source, target)?;
-            }
-            sys::reset_signals_in_child();
-            Ok(())
+            let err = setup.run();
+            sys::report_and_exit(report_fd, &err)
         });
     }
     reap_our_children();
@@ -235,8 +296,24 @@ pub fn spawn(
         let _blocked = sys::BlockAllSignals::new();
         std_cmd.spawn()
     };
-    let mut child = spawned.map_err(|e| with_context(e, format!("spawn {:?}", cmd.program)))?;
+    drop(report_w); // only the child's copy is left: EOF at exec or exit
+    let mut child = spawned.map_err(context)?;
     drop(moves); // the parent's copies of the passed fds close here
+    match sys::read_exec_report(&report_r) {
+        Ok(None) => {}
+        report => {
+            // The child could not be set up or exec'd and has exited (or,
+            // if the report could not be read, is made to): reap it.
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = match report {
+                Ok(Some(errno)) => io::Error::from_raw_os_error(errno),
+                Err(e) => e,
+                Ok(None) => unreachable!(),
+            };
+            return Err(context(err));
+        }
+    }
     let pid = child.id();
     log::debug!("evloop: spawned {:?} as pid {pid}", cmd.program);
 
@@ -263,6 +340,7 @@ pub fn spawn(
         status: None,
         on_exit: Some(Box::new(on_exit)),
         watch: None,
+        keep_alive: true,
     }));
     let site = std::panic::Location::caller();
     let watched = watched.and_then(|()| watch_exit(ev, pid, &state));
@@ -308,8 +386,10 @@ fn reap_our_children() {
     signal::keep_exit_statuses();
 }
 
-/// Validates the extra fds and duplicates each above every target number.
-fn prepare_fds(fds: &[(RawFd, OwnedFd)]) -> io::Result<Vec<(RawFd, OwnedFd)>> {
+/// Validates the extra fds and duplicates each above every target number;
+/// also returns the lowest number above every target (for other fds the
+/// child must keep).
+fn prepare_fds(fds: &[(RawFd, OwnedFd)]) -> io::Result<(Vec<(RawFd, OwnedFd)>, RawFd)> {
     let mut targets: Vec<RawFd> = fds.iter().map(|(t, _)| *t).collect();
     if targets.iter().any(|&t| t < 3) {
         return Err(invalid("extra fds must be numbered 3 or more"));
@@ -319,9 +399,88 @@ fn prepare_fds(fds: &[(RawFd, OwnedFd)]) -> io::Result<Vec<(RawFd, OwnedFd)>> {
         return Err(invalid("two extra fds share a number"));
     }
     let floor = targets.last().map_or(3, |&t| t + 1);
-    fds.iter()
+    let moves = fds
+        .iter()
         .map(|(target, fd)| Ok((*target, sys::dup_above(fd, floor)?)))
-        .collect()
+        .collect::<io::Result<_>>()?;
+    Ok((moves, floor))
+}
+
+/// The program, its arguments and its whole environment as C strings.
+fn exec_image(cmd: &Command) -> io::Result<sys::ExecImage> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c_string = |s: &OsStr| {
+        CString::new(s.as_bytes())
+            .map_err(|_| invalid("a NUL byte in the program, an argument or the environment"))
+    };
+    let program = c_string(&cmd.program)?;
+    let mut argv = vec![program.clone()];
+    for arg in &cmd.args {
+        argv.push(c_string(arg)?);
+    }
+    let mut env: Vec<(OsString, OsString)> = if cmd.env_clear {
+        Vec::new()
+    } else {
+        std::env::vars_os().collect()
+    };
+    for (key, value) in &cmd.env {
+        if key.is_empty() || key.as_bytes().contains(&b'=') {
+            return Err(invalid(
+                "an environment variable name that is empty or holds '='",
+            ));
+        }
+        env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            env.push((key.clone(), value.clone()));
+        }
+    }
+    let mut envp = Vec::with_capacity(env.len());
+    for (key, value) in env {
+        let mut entry = key;
+        entry.push("=");
+        entry.push(value);
+        envp.push(c_string(&entry)?);
+    }
+    Ok(sys::ExecImage::new(program, argv, envp))
+}
+
+/// Everything the child does between fork and exec, made before the fork.
+#[derive(Debug)]
+struct ChildSetup {
+    /// `(target, source)`: every source, and the report pipe, sit above
+    /// every target.
+    plan: Vec<(RawFd, RawFd)>,
+    detached: bool,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    image: sys::ExecImage,
+}
+
+impl ChildSetup {
+    /// In the child: sets it up and execs; returns only the error that
+    /// stopped it. The order is libuv's: new session, fds, ids, then the
+    /// signal state (last, so nothing of the parent's runs in the child
+    /// meanwhile), then exec.
+    fn run(&self) -> io::Error {
+        let steps = || -> io::Result<()> {
+            if self.detached {
+                sys::new_session()?;
+            }
+            for &(target, source) in &self.plan {
+                sys::dup2(source, target)?;
+            }
+            if self.uid.is_some() || self.gid.is_some() {
+                sys::change_ids(self.uid, self.gid)?;
+            }
+            sys::reset_signals_in_child();
+            Ok(())
+        };
+        match steps() {
+            Err(e) => e,
+            Ok(()) => self.image.exec(),
+        }
+    }
 }
 
 fn watch_exit(ev: &mut EventLoop, pid: u32, state: &Rc<RefCell<State>>) -> io::Result<ExitWatch> {
@@ -411,4 +570,58 @@ impl Child {
     pub fn status(&self) -> Option<ExitStatus> {
         self.state.borrow().status
     }
+
+    /// Sets whether the running child keeps the loop alive (it does by
+    /// default; libuv `uv_ref`/`uv_unref` on the process handle, Node's
+    /// `child.ref()`/`unref()`). An unref'd child's exit callback still runs
+    /// if the loop is running when it ends; `run()` just does not wait for
+    /// it. See [`Command::detached`] for what happens to a child the loop
+    /// no longer waits for.
+    ///
+    /// # Errors
+    /// None once the child was reaped (the setting is kept and has no
+    /// effect); the loop's error if the exit watcher is gone otherwise.
+    pub fn set_ref(&self, ev: &mut EventLoop, keep_alive: bool) -> io::Result<()> {
+        let watch = {
+            let mut s = self.state.borrow_mut();
+            s.keep_alive = keep_alive;
+            match &s.watch {
+                Some(ExitWatch::Pidfd(w)) => ExitWatch::Pidfd(*w),
+                Some(ExitWatch::Sigchld(id)) => ExitWatch::Sigchld(*id),
+                None => return Ok(()),
+            }
+        };
+        match watch {
+            ExitWatch::Pidfd(w) => ev.set_watch_ref(w, keep_alive),
+            ExitWatch::Sigchld(id) => signal::set_signal_ref(ev, id, keep_alive),
+        }
+    }
+
+    /// True while the child keeps the loop alive: it has not been reaped
+    /// and [`set_ref`](Child::set_ref)`(false)` was not called (libuv
+    /// `uv_has_ref`).
+    pub fn has_ref(&self) -> bool {
+        let s = self.state.borrow();
+        s.keep_alive && s.watch.is_some()
+    }
+}
+
+/// Sends `signal` to process `pid`, any process, not only our children
+/// (libuv `uv_kill`, Node's `process.kill`). Signal 0 sends nothing and
+/// only probes: `Ok` if the process exists and we may signal it. As in
+/// `kill(2)`, a `pid` of 0 means our process group, -1 every process we
+/// may signal, and another negative number that process group.
+///
+/// A pid names whoever has it now: once a child of ours was reaped, its pid
+/// may be reused; use [`Child::kill`] for children, which refuses then.
+///
+/// # Errors
+/// `InvalidInput` for a signal number outside `0..=SIGRTMAX`; the OS error
+/// `ESRCH` if no such process exists (std has no `ErrorKind` for it: check
+/// `raw_os_error()`); `EPERM` (`PermissionDenied`) if we may not signal it.
+pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
+    if !(0..=sys::highest_signal()).contains(&signal) {
+        return Err(invalid(&format!("no signal numbered {signal}")));
+    }
+    sys::kill_pid(pid, signal)
 }

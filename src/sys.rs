@@ -659,3 +659,140 @@ pub(crate) fn disconnect_datagram(fd: &impl AsRawFd) -> io::Result<()> {
     };
     check(rc.into()).map(drop)
 }
+
+/// Sends `signal` to `pid` as `kill(2)` reads it: a process, or with 0 or a
+/// negative number a process group, or with -1 every process we may signal.
+pub(crate) fn kill_pid(pid: libc::pid_t, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes two integers.
+    check(unsafe { libc::kill(pid, signal) }.into()).map(drop)
+}
+
+/// The highest signal number (`SIGRTMAX`).
+pub(crate) fn highest_signal() -> i32 {
+    libc::SIGRTMAX()
+}
+
+extern "C" {
+    /// The C library's environment, as `execvp` reads it (`PATH` included).
+    static mut environ: *const *const libc::c_char;
+}
+
+/// What a child execs, made before the fork so that the child allocates
+/// nothing: the program and `NULL`-terminated pointer arrays over owned
+/// C strings (kept as addresses, so the value can move into a
+/// `Send + Sync` closure; the strings' buffers never move).
+#[derive(Debug)]
+pub(crate) struct ExecImage {
+    program: std::ffi::CString,
+    _strings: Vec<std::ffi::CString>,
+    argv: Vec<usize>,
+    envp: Vec<usize>,
+}
+
+impl ExecImage {
+    /// `argv` includes `argv[0]`; `env` holds `KEY=value` entries.
+    pub(crate) fn new(
+        program: std::ffi::CString,
+        argv: Vec<std::ffi::CString>,
+        env: Vec<std::ffi::CString>,
+    ) -> ExecImage {
+        let pointers = |v: &[std::ffi::CString]| -> Vec<usize> {
+            v.iter()
+                .map(|s| s.as_ptr() as usize)
+                .chain(std::iter::once(0))
+                .collect()
+        };
+        let (argv_ptrs, envp_ptrs) = (pointers(&argv), pointers(&env));
+        let mut strings = argv;
+        strings.extend(env);
+        ExecImage {
+            program,
+            _strings: strings,
+            argv: argv_ptrs,
+            envp: envp_ptrs,
+        }
+    }
+
+    /// In a child between fork and exec: makes the image's environment the
+    /// process's (so `execvp` searches its `PATH`, as libuv and std do) and
+    /// execs; returns only on failure, with the error. Async-signal-safe: it
+    /// assigns one pointer and calls `execvp`.
+    pub(crate) fn exec(&self) -> io::Error {
+        // SAFETY: after fork only this thread exists, so nothing else reads
+        // `environ` meanwhile; both arrays are NULL-terminated arrays of
+        // pointers to live C strings owned by `self`, which outlives the
+        // call (exec replaces the process, or returns).
+        unsafe {
+            environ = self.envp.as_ptr().cast();
+            libc::execvp(self.program.as_ptr(), self.argv.as_ptr().cast());
+        }
+        io::Error::last_os_error()
+    }
+}
+
+/// In a child between fork and exec: writes `err`'s errno (4 bytes, native
+/// order) to the parent's report pipe `fd` and exits with status 127, never
+/// returning to the caller's code. Async-signal-safe.
+pub(crate) fn report_and_exit(fd: RawFd, err: &io::Error) -> ! {
+    let errno: i32 = err.raw_os_error().unwrap_or(libc::EINVAL);
+    let bytes = errno.to_ne_bytes();
+    // SAFETY: write from a live local array, then _exit; both are
+    // async-signal-safe. A short or failed write reads as a failed exec of
+    // unknown cause in the parent, still an error.
+    unsafe {
+        libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
+    }
+}
+
+/// Reads a child's exec report: `None` at end of file (the exec worked: the
+/// report pipe closed at exec), or the errno the child sent.
+pub(crate) fn read_exec_report(fd: &impl AsRawFd) -> io::Result<Option<i32>> {
+    let mut bytes = [0u8; 4];
+    let mut got = 0;
+    while got < bytes.len() {
+        // SAFETY: reads into the unfilled rest of a live local array.
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                bytes[got..].as_mut_ptr().cast(),
+                bytes.len() - got,
+            )
+        };
+        match check(n as libc::c_long) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Ok(Some(libc::EIO)), // a torn report
+            Ok(n) => got += n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(i32::from_ne_bytes(bytes)))
+}
+
+/// In a child: makes it the leader of a new session and process group, with
+/// no controlling terminal (`setsid`). Async-signal-safe.
+pub(crate) fn new_session() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments.
+    check(unsafe { libc::setsid() }.into()).map(drop)
+}
+
+/// In a child: drops supplementary groups, then sets the group id and the
+/// user id (`setgroups(0)`, `setgid`, `setuid`, in that order, as libuv:
+/// the group must change while we may still change it). A failing
+/// `setgroups` is ignored (as libuv; `setgid`/`setuid` then report the lack
+/// of privilege). Async-signal-safe.
+pub(crate) fn change_ids(uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    // SAFETY: setgroups with a count of 0 reads no memory; setgid and setuid
+    // take integers.
+    unsafe {
+        libc::setgroups(0, std::ptr::null());
+        if let Some(gid) = gid {
+            check(libc::setgid(gid).into())?;
+        }
+        if let Some(uid) = uid {
+            check(libc::setuid(uid).into())?;
+        }
+    }
+    Ok(())
+}

@@ -260,3 +260,399 @@ fn children_start_with_default_signal_state() {
     assert_eq!(ign, 0, "no signal ignored in the child");
     assert_eq!(status.borrow().unwrap().signal(), Some(libc::SIGTERM));
 }
+
+/// Waits (up to 10 s) until `pid` has exec'd `name`: everything the child
+/// does before exec (setsid, ids, fds) is done by then.
+fn wait_for_exec(pid: u32, name: &str) {
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default()
+        != format!("{name}\n")
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{pid} never ran {name}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Process group and session of `pid` (fields 5 and 6 of /proc/PID/stat).
+fn group_and_session(pid: u32) -> (i32, i32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    (fields[2].parse().unwrap(), fields[3].parse().unwrap())
+}
+
+/// Where an exit callback records the status.
+type ExitSlot = Rc<RefCell<Option<std::process::ExitStatus>>>;
+
+/// An exit slot and the callback that fills it.
+fn exit_slot() -> (
+    ExitSlot,
+    impl FnOnce(&mut EventLoop, std::process::ExitStatus),
+) {
+    let slot = Rc::new(RefCell::new(None));
+    let s = slot.clone();
+    (slot, move |_: &mut EventLoop, st| {
+        *s.borrow_mut() = Some(st)
+    })
+}
+
+/// Found by a hostile review: std's `Command` reports exec errors through a
+/// pipe of its own, and an extra fd passed at that pipe's number replaced
+/// it, so a missing program "spawned" and std's error report went into the
+/// passed fd. evloop's child reports through a pipe of its own above every
+/// target number, and never reaches std's. (Runs on its own: it predicts
+/// the lowest free fd numbers.)
+#[test]
+fn spawn_of_a_missing_program_with_extra_fds_fails_and_writes_nothing_to_them() {
+    if !common::isolated(
+        "spawn_of_a_missing_program_with_extra_fds_fails_and_writes_nothing_to_them",
+    ) {
+        return;
+    }
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    // Every low number std's error pipe could take (the lowest free ones,
+    // counted once our ends exist) gets a passed fd.
+    let pairs: Vec<_> = (0..8)
+        .map(|_| std::os::unix::net::UnixStream::pair().unwrap())
+        .collect();
+    let lowest = std::fs::File::open("/dev/null").unwrap().as_raw_fd();
+    let mut cmd = Command::new("/nonexistent/evloop-program");
+    let mut ours = Vec::new();
+    for ((mine, theirs), target) in pairs.into_iter().zip(lowest..) {
+        mine.set_nonblocking(true).unwrap();
+        ours.push(mine);
+        cmd.fd(target, OwnedFd::from(theirs));
+    }
+    let err = process::spawn(&mut ev, cmd, |_, _| panic!("never")).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("spawn \"/nonexistent/evloop-program\""),
+        "{err}"
+    );
+    for mine in &ours {
+        let mut junk = [0u8; 64];
+        // EOF (0): the child's copy closed and nothing was written.
+        assert_eq!(
+            (&*mine).read(&mut junk).unwrap(),
+            0,
+            "nothing written to a passed fd"
+        );
+    }
+    drop(ours);
+    ev.run().unwrap();
+    drop(ev);
+    assert_fds_back_to(fds);
+}
+
+/// follows libuv test/test-spawn.c spawn_detached: a detached child leads a
+/// session and process group of its own; unref'd, it lets `run()` return
+/// while it runs on, and `kill` with signal 0 finds it. Ref'd again, its
+/// exit is collected.
+#[test]
+fn a_detached_unrefd_child_leads_its_own_session_and_outlives_run() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30").detached(true);
+    let (status, on_exit) = exit_slot();
+    let child = process::spawn(&mut ev, cmd, on_exit).unwrap();
+    assert!(child.has_ref());
+    child.set_ref(&mut ev, false).unwrap();
+    assert!(!child.has_ref());
+    ev.run().unwrap(); // returns at once: nothing else is alive
+    assert!(status.borrow().is_none());
+    let pid = child.id();
+    process::kill(pid as i32, 0).expect("still running");
+    wait_for_exec(pid, "sleep");
+    assert_eq!(
+        group_and_session(pid),
+        (pid as i32, pid as i32),
+        "leads its group and session"
+    );
+    let (our_group, our_session) = group_and_session(std::process::id());
+    assert_ne!(our_session, pid as i32);
+    assert_ne!(our_group, pid as i32);
+
+    child.set_ref(&mut ev, true).unwrap();
+    process::kill(pid as i32, libc::SIGTERM).unwrap();
+    ev.run().unwrap();
+    assert_eq!(status.borrow().unwrap().signal(), Some(libc::SIGTERM));
+    assert!(!child.has_ref(), "reaped");
+    child.set_ref(&mut ev, true).unwrap(); // harmless once reaped
+    assert!(!child.has_ref());
+}
+
+/// Without `detached`, the child stays in our session and process group.
+#[test]
+fn a_child_that_is_not_detached_shares_our_group_and_session() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30");
+    let (status, on_exit) = exit_slot();
+    let child = process::spawn(&mut ev, cmd, on_exit).unwrap();
+    wait_for_exec(child.id(), "sleep");
+    assert_eq!(
+        group_and_session(child.id()),
+        group_and_session(std::process::id())
+    );
+    child.kill(libc::SIGKILL).unwrap();
+    ev.run().unwrap();
+    assert_eq!(status.borrow().unwrap().signal(), Some(libc::SIGKILL));
+}
+
+/// A signal sent to our process group reaches a child in it, not a detached
+/// one (Node docs on `detached`; libuv spawn_detached). Runs on its own: it
+/// makes its process a group leader and signals the whole group.
+#[test]
+fn a_signal_to_our_process_group_spares_a_detached_child() {
+    if !common::isolated("a_signal_to_our_process_group_spares_a_detached_child") {
+        return;
+    }
+    // SAFETY: this process (run alone) leads a new group and ignores
+    // SIGUSR1; children start with it at its default (terminate).
+    unsafe {
+        assert_eq!(libc::setpgid(0, 0), 0);
+        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
+    }
+    let mut ev = EventLoop::new().unwrap();
+    let (attached_status, on_exit) = exit_slot();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30");
+    let attached = process::spawn(&mut ev, cmd, on_exit).unwrap();
+    let (detached_status, on_exit) = exit_slot();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30").detached(true);
+    let detached = process::spawn(&mut ev, cmd, on_exit).unwrap();
+    wait_for_exec(attached.id(), "sleep");
+    wait_for_exec(detached.id(), "sleep");
+    process::kill(0, libc::SIGUSR1).unwrap(); // our whole process group
+    attached.set_ref(&mut ev, true).unwrap();
+    detached.set_ref(&mut ev, false).unwrap();
+    ev.run().unwrap(); // until the attached child's exit
+    assert_eq!(
+        attached_status.borrow().unwrap().signal(),
+        Some(libc::SIGUSR1)
+    );
+    assert!(detached_status.borrow().is_none());
+    process::kill(detached.id() as i32, 0).expect("the detached child runs on");
+    detached.set_ref(&mut ev, true).unwrap();
+    detached.kill(libc::SIGKILL).unwrap();
+    ev.run().unwrap();
+    assert_eq!(
+        detached_status.borrow().unwrap().signal(),
+        Some(libc::SIGKILL)
+    );
+}
+
+/// follows libuv test/test-ref.c process_ref (and Node
+/// test/parallel/test-child-process-unref... `child.unref()`): an unref'd
+/// child lets `run()` return; its exit is still collected when the loop
+/// runs for something else.
+#[test]
+fn an_unrefd_child_lets_run_return_and_is_reaped_later() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30");
+    let (status, on_exit) = exit_slot();
+    let child = process::spawn(&mut ev, cmd, on_exit).unwrap();
+    child.set_ref(&mut ev, false).unwrap();
+    assert!(!ev.is_alive());
+    ev.run().unwrap();
+    assert!(status.borrow().is_none());
+    child.kill(libc::SIGTERM).unwrap();
+    // The loop runs for a timer that waits for the exit callback; the
+    // unref'd child's callback runs meanwhile.
+    let s = status.clone();
+    let waiting = ev.set_interval(std::time::Duration::from_millis(5), move |ev| {
+        if s.borrow().is_some() {
+            ev.stop();
+        }
+    });
+    ev.run().unwrap();
+    ev.clear_timer(waiting);
+    assert_eq!(status.borrow().unwrap().signal(), Some(libc::SIGTERM));
+}
+
+/// follows libuv test/test-spawn.c spawn_setuid_setgid: as root, the child
+/// runs as user and group 65534 ("nobody") with no supplementary groups.
+/// Not as root, the spawn fails with EPERM (libuv spawn_setuid_fails).
+#[test]
+fn uid_and_gid_set_the_childs_ids() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "id -u; id -g; id -G"])
+        .uid(65534)
+        .gid(65534)
+        .current_dir("/")
+        .stdout(Stdio::Pipe);
+    // SAFETY: getuid takes no arguments.
+    let root = unsafe { libc::getuid() } == 0;
+    match process::spawn(&mut ev, cmd, |_, st| assert!(st.success())) {
+        Ok(mut child) => {
+            assert!(root, "only root may change ids");
+            let out = collect(&mut ev, child.stdout.take().unwrap());
+            ev.run().unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.borrow()),
+                "65534\n65534\n65534\n"
+            );
+        }
+        Err(e) => {
+            assert!(!root, "{e}");
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+            ev.run().unwrap();
+        }
+    }
+    drop(ev);
+    assert_fds_back_to(fds);
+}
+
+/// follows libuv test/test-spawn.c spawn_setuid_fails and
+/// spawn_setgid_fails: without the privilege, asking for another user or
+/// group is EPERM from `spawn`, with no child and no fd left behind. Runs
+/// on its own: as root it first drops to 65534.
+#[test]
+fn uid_or_gid_without_privilege_is_permission_denied() {
+    if !common::isolated("uid_or_gid_without_privilege_is_permission_denied") {
+        return;
+    }
+    // SAFETY: this process, run alone, gives up root for good.
+    unsafe {
+        if libc::getuid() == 0 {
+            assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
+            assert_eq!(libc::setgid(65534), 0);
+            assert_eq!(libc::setuid(65534), 0);
+        }
+    }
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    for (uid, gid) in [(Some(0), None), (None, Some(0)), (Some(0), Some(0))] {
+        let mut cmd = Command::new("true");
+        cmd.stdout(Stdio::Pipe);
+        if let Some(uid) = uid {
+            cmd.uid(uid);
+        }
+        if let Some(gid) = gid {
+            cmd.gid(gid);
+        }
+        let err = process::spawn(&mut ev, cmd, |_, _| panic!("never")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        assert_eq!(evloop::ErrorContext::os_error(&err), Some(libc::EPERM));
+    }
+    assert!(!ev.is_alive());
+    ev.run().unwrap();
+    drop(ev);
+    assert_fds_back_to(fds);
+    // No child left: waitpid finds none.
+    // SAFETY: waitpid with a null status pointer.
+    let none = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+    assert_eq!(none, -1, "no child left to reap");
+}
+
+/// follows libuv test/test-spawn.c kill (uv_kill) and Node
+/// test/parallel/test-process-kill-pid.js: signal 0 probes, a signal ends
+/// the child, bad signal numbers are InvalidInput, a pid nobody has is
+/// ESRCH, and our own reaped child refuses `Child::kill` with ESRCH.
+#[test]
+fn kill_any_pid_probes_signals_and_reports_errors() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30");
+    let (status, on_exit) = exit_slot();
+    let child = process::spawn(&mut ev, cmd, on_exit).unwrap();
+    let pid = child.id() as i32;
+    process::kill(pid, 0).unwrap();
+    process::kill(std::process::id() as i32, 0).expect("we exist");
+    for bad in [-1, 65, 1000, i32::MIN] {
+        let err = process::kill(pid, bad).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            io::ErrorKind::InvalidInput,
+            "signal {bad}: {err}"
+        );
+    }
+    process::kill(pid, 0).expect("a bad signal number sent nothing");
+    let err = process::kill(i32::MAX, 0).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ESRCH), "{err}");
+    process::kill(pid, libc::SIGTERM).unwrap();
+    ev.run().unwrap();
+    assert_eq!(status.borrow().unwrap().signal(), Some(libc::SIGTERM));
+    assert_eq!(
+        child.kill(0).unwrap_err().raw_os_error(),
+        Some(libc::ESRCH),
+        "a reaped child is gone, whoever has its pid now"
+    );
+}
+
+/// A NUL byte in the program, an argument or the environment, and an
+/// environment name holding '=', are InvalidInput before anything runs.
+#[test]
+fn nul_bytes_and_bad_environment_names_are_invalid_input() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    let mut cmds = Vec::new();
+    cmds.push(Command::new("tr\0ue"));
+    let mut c = Command::new("true");
+    c.arg("a\0b");
+    cmds.push(c);
+    let mut c = Command::new("true");
+    c.env("K", "v\0w");
+    cmds.push(c);
+    let mut c = Command::new("true");
+    c.env("A=B", "v");
+    cmds.push(c);
+    let mut c = Command::new("true");
+    c.env("", "v");
+    cmds.push(c);
+    for cmd in cmds {
+        let err = process::spawn(&mut ev, cmd, |_, _| panic!("never")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    }
+    drop(ev);
+    assert_fds_back_to(fds);
+}
+
+/// `env_remove` and `env` override the inherited environment, and `PATH`
+/// set for the child is the one searched for the program (as libuv).
+#[test]
+fn the_childs_environment_and_path_search() {
+    let _g = serial();
+    let mut ev = EventLoop::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("evloop-path-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("evloop-only-here");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"found; HOME=${HOME-unset} X=$X\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new("evloop-only-here");
+    cmd.env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+        .env("X", "1")
+        .env("X", "2")
+        .env_remove("HOME")
+        .stdout(Stdio::Pipe);
+    let mut child = process::spawn(&mut ev, cmd, |_, st| assert!(st.success())).unwrap();
+    let out = collect(&mut ev, child.stdout.take().unwrap());
+    ev.run().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.borrow()),
+        "found; HOME=unset X=2\n"
+    );
+}
