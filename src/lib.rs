@@ -156,12 +156,20 @@
 //! | the inotify event queue overflowing | `FsEventKind::Overflow` to every watcher; watching goes on (`fs_watch::a_queue_overflow_is_reported_and_watching_goes_on`) |
 //! | a panic in a watch callback | the loop's panic policy; the watcher is kept and the events after it are delivered next pass (`fs_watch::a_panicking_callback_leaves_the_watcher_and_the_queued_events`) |
 //! | `net::lookup_addr` of an address with no name | `NotFound` in the callback (`dns::lookup_addr_of_an_address_with_no_name_is_an_error`) |
+//! | `UdpSocket::close` inside its own receive callback | the fd is closed at once; the port can be bound again before the callback returns (`udp::udp_close_inside_recv_callback_releases_the_port_at_once`) |
+//! | a UDP send with an address on a connected socket, or without one on an unconnected socket; `connect` twice; `disconnect` when not connected; `connect` to port 0 | `EISCONN`; `EDESTADDRREQ`; `EISCONN`; `ENOTCONN`; `InvalidInput` (`udp::connect_send_and_disconnect_as_libuv`, `udp::connect_to_bad_addresses_fails_and_leaves_the_socket_unconnected`) |
+//! | an ICMP error for a connected UDP socket that nobody receives on | the next send fails with `ECONNREFUSED` (`udp::icmp_errors_on_a_connected_socket_reach_the_next_receive_or_send`) |
+//! | `try_send` while sends are queued | `WouldBlock`, nothing sent (`net::udp::tests::try_send_while_a_send_is_queued_would_block`) |
 //! | a forbidden or out-of-range signal number | `InvalidInput` (`signal::sigkill_sigstop_and_bad_numbers_are_errors`) |
 //! | the last watcher of a signal stops | handled as before the first watch: the previous disposition is back (`signal::the_last_watcher_restores_the_previous_disposition`, `signal::sigterm_ends_the_process_again_after_the_last_watcher_stopped`), unless a handler was installed over evloop's since: that one stays and keeps working (`signal::a_signal_hook_registration_made_while_watching_outlives_the_watcher`) |
 //! | SIGCHLD inherited as ignored, or `SA_NOCLDWAIT` | set back to the default at `spawn`; exit callbacks work (`faults::children_are_reaped_by_us_even_if_sigchld_was_ignored`) |
 //! | a spawning thread with signals blocked or ignored | the child starts with none blocked or ignored (`process::children_start_with_default_signal_state`) |
 //! | a program that does not exist | `Err(NotFound)` from `spawn`, no callback |
 //! | extra fd numbers below 3 or repeated | `InvalidInput` |
+//! | a missing program with extra fds at any numbers | `Err(NotFound)`; nothing written to the passed fds (`process::spawn_of_a_missing_program_with_extra_fds_fails_and_writes_nothing_to_them`) |
+//! | `uid`/`gid` without the privilege to change ids | `Err(PermissionDenied)` (`EPERM`) from `spawn`, no child left (`process::uid_or_gid_without_privilege_is_permission_denied`) |
+//! | NUL bytes in the program, arguments or environment; an environment name empty or holding `=` | `InvalidInput` (`process::nul_bytes_and_bad_environment_names_are_invalid_input`) |
+//! | `process::kill` with a bad signal number / a pid nobody has | `InvalidInput` / `ESRCH` (`process::kill_any_pid_probes_signals_and_reports_errors`) |
 //! | the fd limit reached during `spawn` | `Err(EMFILE)`; no child, no fd left (`faults::a_spawn_under_any_fd_limit_leaves_no_child_and_no_fd`) |
 //! | a failure after the fork (no pidfd) | `Err`; the child is killed and reaped, its pipes closed (`faults::a_spawn_that_fails_after_the_fork_leaves_no_child_and_no_fd`) |
 //! | no pidfd support (`ENOSYS`) | exits are found through SIGCHLD (`faults::without_pidfds_the_exit_is_found_through_sigchld`) |

@@ -431,7 +431,12 @@ impl UdpSocket {
     }
 
     /// Starts receiving: `on_recv` gets each datagram and its source, or an
-    /// error (e.g. `ECONNREFUSED` reported by ICMP), and keeps receiving.
+    /// error, and keeps receiving. The error is one ICMP reported: on a
+    /// connected socket (or one with `IP_RECVERR`), `ECONNREFUSED` when the
+    /// peer's port has no listener (a datagram sent earlier was refused).
+    ///
+    /// # Errors
+    /// `NotConnected` once closed.
     pub fn recv_start(
         &self,
         ev: &mut EventLoop,
