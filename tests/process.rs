@@ -656,3 +656,25 @@ fn the_childs_environment_and_path_search() {
         "found; HOME=unset X=2\n"
     );
 }
+
+/// A working directory that does not exist is `NotFound` from `spawn` (std
+/// changes directory before evloop's part of the child setup runs, and
+/// reports through its own pipe), with extra fds passed too, and nothing
+/// is left behind.
+#[test]
+fn a_missing_working_directory_is_an_error() {
+    let _g = serial();
+    let fds = open_fds();
+    let mut ev = EventLoop::new().unwrap();
+    let (r, w) = os_pipe();
+    let mut cmd = Command::new("true");
+    cmd.current_dir("/nonexistent/evloop-dir")
+        .fd(3, r)
+        .stdout(Stdio::Pipe);
+    let err = process::spawn(&mut ev, cmd, |_, _| panic!("never")).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    assert!(!ev.is_alive());
+    drop(w);
+    drop(ev);
+    assert_fds_back_to(fds);
+}
