@@ -73,6 +73,7 @@ typedef struct evl_loop evl_loop;
 typedef struct evl_handle evl_handle;     /* thread-safe entry into a loop */
 typedef struct evl_stream evl_stream;     /* a TCP, Unix socket or pipe stream */
 typedef struct evl_server evl_server;     /* a listening TCP or Unix socket */
+typedef struct evl_udp evl_udp;           /* a UDP socket */
 /* Ids of timers, fd watchers and work. An id is never reused by its loop
  * (past 10^12 ids made, or 16.7 million live at once of one kind, a call
  * that would hand out one fails with -ENOSPC). Any other number, or an id of
@@ -580,6 +581,54 @@ int evl_tcp_listen_fd(evl_loop *loop, int fd, evl_connection_cb cb, void *data,
                       evl_free_cb free_data, evl_server **out);
 int evl_unix_listen_fd(evl_loop *loop, int fd, evl_connection_cb cb, void *data,
                        evl_free_cb free_data, evl_server **out);
+
+/* ---- UDP ------------------------------------------------------------------
+ * libuv's uv_udp_*. Hosts are IP literals or "localhost" (as for
+ * evl_tcp_listen); addresses given to callbacks are text, "ip:port". */
+
+enum { EVL_UDP_REUSEADDR = 1, EVL_UDP_REUSEPORT = 2 };
+
+/* nread > 0: a datagram of nread bytes from `from`; nread == 0: an empty
+ * datagram (from set); nread < 0: an error reported by the socket (an ICMP
+ * "port unreachable" for a connected socket is -ECONNREFUSED), from NULL.
+ * buf and from are valid during the call only. */
+typedef void (*evl_udp_recv_cb)(evl_loop *loop, evl_udp *udp, ssize_t nread,
+                                const char *buf, const char *from, void *data);
+
+/* Binds a UDP socket to host:port (port 0: any free port). flags: 0 or
+ * EVL_UDP_REUSEADDR | EVL_UDP_REUSEPORT (several sockets on one port).
+ * -EINVAL (NULL, bad port or flags), -ENXIO (a name), -EADDRINUSE, ... */
+int evl_udp_bind(evl_loop *loop, const char *host, int port, int flags, evl_udp **out);
+/* The bound address as "ip:port" in buf (NUL-terminated): its length, or
+ * -ENOBUFS if size is too small. */
+int evl_udp_local_addr(evl_loop *loop, evl_udp *udp, char *buf, size_t size);
+/* Associates the socket with one peer (uv_udp_connect): sends without an
+ * address go there and datagrams from others are dropped by the kernel.
+ * host NULL disconnects. -EISCONN if connected already, -ENOTCONN when
+ * disconnecting an unconnected socket. */
+int evl_udp_connect(evl_loop *loop, evl_udp *udp, const char *host, int port);
+/* Queues a datagram (copied) to host:port, or to the connected peer if host
+ * is NULL (-EDESTADDRREQ if there is none). cb (may be NULL) gets 0 or the
+ * error on a later pass; free_data runs after it. */
+int evl_udp_send(evl_loop *loop, evl_udp *udp, const void *buf, size_t len,
+                 const char *host, int port, evl_status_cb cb, void *data,
+                 evl_free_cb free_data);
+/* Sends now or fails: the bytes sent, -EAGAIN if it would block or sends are
+ * queued (uv_udp_try_send). host NULL: the connected peer. */
+ssize_t evl_udp_try_send(evl_loop *loop, evl_udp *udp, const void *buf, size_t len,
+                         const char *host, int port);
+/* Starts receiving: cb runs for each datagram until evl_udp_recv_stop or
+ * close (then free_data). Replaces an earlier callback. */
+int evl_udp_recv_start(evl_loop *loop, evl_udp *udp, evl_udp_recv_cb cb, void *data,
+                       evl_free_cb free_data);
+int evl_udp_recv_stop(evl_loop *loop, evl_udp *udp);
+/* Whether the socket keeps the loop alive while receiving (1, the default). */
+int evl_udp_set_ref(evl_loop *loop, evl_udp *udp, int keep_alive);
+int evl_udp_set_broadcast(evl_loop *loop, evl_udp *udp, int on);
+/* Closes and frees the socket now: no receive callback runs after this;
+ * sends still queued get -ECANCELED on a later pass. -EINVAL for a stale
+ * pointer (closing twice). */
+int evl_udp_close(evl_loop *loop, evl_udp *udp);
 
 #ifdef __cplusplus
 }

@@ -257,6 +257,13 @@ fn unix_echo_c_echoes_over_a_unix_socket_and_a_pipe() {
     );
 }
 
+#[test]
+fn udp_echo_c_echoes_three_datagrams_in_order() {
+    let bin = compile("examples/c/udp_echo.c", "udp_echo");
+    let out = run(&bin);
+    assert_eq!(lines(&out), ["echo: one", "echo: two", "echo: three"]);
+}
+
 /// EMFILE on a C server: reported once per episode, no spin, waiting
 /// clients served later (tests/c/emfile_test.c lowers its own fd limit).
 #[test]

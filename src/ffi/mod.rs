@@ -50,6 +50,7 @@ mod net;
 mod stream;
 mod tcp;
 mod timers;
+mod udp;
 mod unix;
 mod work;
 

@@ -1919,6 +1919,99 @@ static void diag_in_callback(evl_loop *loop, void *data) {
     CHECK_EQ(evl_set_slow_callback_ms(loop, -1), 0);
 }
 
+/* ---- UDP: bad input, stale handles, errors from the kernel ---------------- */
+
+static int udp_status = 1;
+static void udp_status_cb(evl_loop *loop, int status, void *data) {
+    (void)loop;
+    udp_status = status;
+    touch(data);
+}
+static void trecv(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf, const char *from,
+                  void *data) {
+    (void)loop, (void)udp, (void)n, (void)buf, (void)from;
+    touch(data);
+}
+
+static void test_udp(void) {
+    evl_loop *loop = new_loop();
+    tok *t = tk("udp-never");
+    evl_udp *u = NULL, *v = NULL;
+    char buf[80];
+    /* NULLs and bad values: nothing made, free_data never called. */
+    CHECK_EQ(evl_udp_bind(NULL, "127.0.0.1", 0, 0, &u), -EINVAL);
+    CHECK_EQ(evl_udp_bind(loop, "127.0.0.1", 0, 0, NULL), -EINVAL);
+    CHECK_EQ(evl_udp_bind(loop, NULL, 0, 0, &u), -EINVAL);
+    CHECK_EQ(evl_udp_bind(loop, "127.0.0.1", 70000, 0, &u), -EINVAL);
+    CHECK_EQ(evl_udp_bind(loop, "127.0.0.1", -1, 0, &u), -EINVAL);
+    CHECK_EQ(evl_udp_bind(loop, "127.0.0.1", 0, 4, &u), -EINVAL);
+    CHECK_EQ(evl_udp_bind(loop, "not an ip", 0, 0, &u), -ENXIO);
+    CHECK(u == NULL);
+    CHECK_EQ(evl_udp_bind(loop, "127.0.0.1", 0, EVL_UDP_REUSEADDR, &u), 0);
+    CHECK_EQ(evl_udp_bind(loop, "localhost", 0, 0, &v), 0);
+    /* Foreign and NULL handles. */
+    evl_udp *foreign = (evl_udp *)t;
+    CHECK_EQ(evl_udp_local_addr(loop, foreign, buf, sizeof buf), -EINVAL);
+    CHECK_EQ(evl_udp_local_addr(loop, NULL, buf, sizeof buf), -EINVAL);
+    CHECK_EQ(evl_udp_send(loop, foreign, "x", 1, "127.0.0.1", 9, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_udp_recv_start(loop, foreign, trecv, t, tfree), -EINVAL);
+    CHECK_EQ(evl_udp_recv_start(loop, u, NULL, t, tfree), -EINVAL);
+    CHECK_EQ(evl_udp_recv_stop(loop, foreign), -EINVAL);
+    CHECK_EQ(evl_udp_set_ref(loop, foreign, 0), -EINVAL);
+    CHECK_EQ(evl_udp_set_broadcast(loop, foreign, 1), -EINVAL);
+    CHECK_EQ(evl_udp_connect(loop, foreign, "127.0.0.1", 9), -EINVAL);
+    CHECK_EQ(evl_udp_try_send(loop, foreign, "x", 1, NULL, 0), -EINVAL);
+    CHECK_EQ(evl_udp_close(loop, foreign), -EINVAL);
+    CHECK_EQ(evl_udp_close(NULL, u), -EINVAL);
+    /* Bad buffers and addresses. */
+    CHECK_EQ(evl_udp_local_addr(loop, u, buf, 1), -ENOBUFS);
+    CHECK_EQ(evl_udp_local_addr(loop, u, NULL, 10), -EINVAL);
+    CHECK(evl_udp_local_addr(loop, u, buf, sizeof buf) > 0);
+    CHECK_EQ(evl_udp_send(loop, u, NULL, 5, "127.0.0.1", 9, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_udp_send(loop, u, "x", (size_t)-1, "127.0.0.1", 9, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_udp_send(loop, u, "x", 1, "127.0.0.1", 70000, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_udp_try_send(loop, u, NULL, 5, "127.0.0.1", 9), -EINVAL);
+    /* Sending without an address on an unconnected socket. */
+    CHECK_EQ(evl_udp_try_send(loop, u, "x", 1, NULL, 0), -EDESTADDRREQ);
+    CHECK_EQ(evl_udp_send(loop, u, "x", 1, NULL, 0, tstatus, t, tfree), -EDESTADDRREQ);
+    /* Connect twice, disconnect twice. */
+    CHECK_EQ(evl_udp_connect(loop, u, "127.0.0.1", 0), -EINVAL);
+    CHECK_EQ(evl_udp_local_addr(loop, v, buf, sizeof buf) > 0, 1);
+    int vport = 0;
+    sscanf(strrchr(buf, ':') + 1, "%d", &vport);
+    CHECK_EQ(evl_udp_connect(loop, u, "127.0.0.1", vport), 0);
+    CHECK_EQ(evl_udp_connect(loop, u, "127.0.0.1", vport), -EISCONN);
+    CHECK_EQ(evl_udp_send(loop, u, "x", 1, "127.0.0.1", vport, tstatus, t, tfree), -EISCONN);
+    CHECK_EQ(evl_udp_connect(loop, u, NULL, 0), 0);
+    CHECK_EQ(evl_udp_connect(loop, u, NULL, 0), -ENOTCONN);
+    FREED(t, 0);
+    /* A queued send's callback and data outlive a close: -ECANCELED or 0. */
+    tok *s = tk("udp-send");
+    udp_status = 1;
+    CHECK_EQ(evl_udp_send(loop, u, "hello", 5, "127.0.0.1", vport, udp_status_cb, s, tfree), 0);
+    tok *r = tk("udp-recv");
+    CHECK_EQ(evl_udp_recv_start(loop, v, trecv, r, tfree), 0);
+    CHECK_EQ(evl_udp_close(loop, u), 0);
+    CHECK_EQ(evl_udp_close(loop, u), -EINVAL); /* stale now */
+    CHECK_EQ(evl_udp_local_addr(loop, u, buf, sizeof buf), -EINVAL);
+    CHECK_EQ(evl_udp_close(loop, v), 0); /* its receive data is freed */
+    FREED(r, 1);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    FREED(s, 1);
+    CHECK_EQ(s->calls, 1);
+    CHECK(udp_status == 0 || udp_status == -ECANCELED);
+    CHECK_EQ(r->late, 0);
+    /* A socket still open when the loop is freed is freed with it. */
+    tok *left = tk("udp-left-open");
+    evl_udp *w = NULL;
+    CHECK_EQ(evl_udp_bind(loop, "127.0.0.1", 0, 0, &w), 0);
+    CHECK_EQ(evl_udp_recv_start(loop, w, trecv, left, tfree), 0);
+    CHECK_EQ(evl_udp_set_ref(loop, w, 0), 0);
+    CHECK_EQ(evl_is_alive(loop), 0);
+    CHECK_EQ(evl_loop_free(loop), 0);
+    FREED(left, 1);
+}
+
 static void test_diagnostics(void) {
     evl_metrics m;
     char buf[256];
@@ -1976,6 +2069,7 @@ int main(void) {
     test_free_data_rearms();
     test_loop_free_drops();
     test_diagnostics();
+    test_udp();
     test_streams_bad_input();
     test_streams_inside_callbacks();
     in_child("huge write length", child_huge_write);
