@@ -74,6 +74,7 @@ typedef struct evl_handle evl_handle;     /* thread-safe entry into a loop */
 typedef struct evl_stream evl_stream;     /* a TCP, Unix socket or pipe stream */
 typedef struct evl_server evl_server;     /* a listening TCP or Unix socket */
 typedef struct evl_udp evl_udp;           /* a UDP socket */
+typedef struct evl_process evl_process;   /* a child process */
 /* Ids of timers, fd watchers and work. An id is never reused by its loop
  * (past 10^12 ids made, or 16.7 million live at once of one kind, a call
  * that would hand out one fails with -ENOSPC). Any other number, or an id of
@@ -629,6 +630,51 @@ int evl_udp_set_broadcast(evl_loop *loop, evl_udp *udp, int on);
  * sends still queued get -ECANCELED on a later pass. -EINVAL for a stale
  * pointer (closing twice). */
 int evl_udp_close(evl_loop *loop, evl_udp *udp);
+
+/* ---- Child processes ------------------------------------------------------
+ * libuv's uv_spawn. The child is reaped by evloop; its exit callback runs on
+ * the loop thread. */
+
+enum { EVL_STDIO_INHERIT = 0, EVL_STDIO_IGNORE = 1, EVL_STDIO_PIPE = 2 };
+enum { EVL_PROCESS_DETACHED = 1, EVL_PROCESS_SETUID = 2, EVL_PROCESS_SETGID = 4 };
+
+typedef struct evl_process_options {
+    const char *file;        /* the program, looked up in PATH; required */
+    const char *const *args; /* its arguments after argv[0], NULL-terminated;
+                              * NULL: none */
+    const char *const *env;  /* "NAME=value" entries, NULL-terminated: the
+                              * whole environment; NULL: inherit ours */
+    const char *cwd;         /* NULL: our working directory */
+    int stdio[3];            /* EVL_STDIO_* for stdin, stdout, stderr */
+    int flags;               /* EVL_PROCESS_DETACHED: a new session, not
+                              * killed with our process group; SETUID/SETGID:
+                              * run as uid/gid (root only: else -EPERM) */
+    uint32_t uid, gid;
+} evl_process_options;
+
+/* exit_status: the exit code (0 if killed); term_signal: the signal that
+ * ended it, or 0. */
+typedef void (*evl_exit_cb)(evl_loop *loop, evl_process *process, int64_t exit_status,
+                            int term_signal, void *data);
+
+/* Starts a child. cb (may be NULL) runs once it has ended; the process
+ * handle is valid until cb returns, then freed (free_data runs then, or
+ * when the loop is freed first). pipes: for each EVL_STDIO_PIPE slot, an
+ * evl_stream for the parent's end (stdin writable, stdout/stderr readable),
+ * NULL for the others; it may be NULL when no slot is a pipe. A program that
+ * cannot be started is an error here (-ENOENT, -EACCES, ...) and cb never
+ * runs. -EINVAL for NULLs, an empty file, a bad stdio mode or flag, an env
+ * entry without '='; -E2BIG for more than 65,536 arguments. */
+int evl_spawn(evl_loop *loop, const evl_process_options *options, evl_exit_cb cb,
+              void *data, evl_free_cb free_data, evl_process **out, evl_stream *pipes[3]);
+/* The child's pid. */
+int evl_process_pid(evl_loop *loop, evl_process *process);
+/* Sends signum (0 probes). -ESRCH once the child was reaped. */
+int evl_process_kill(evl_loop *loop, evl_process *process, int signum);
+/* Whether the loop waits for the child (1, the default) or not. */
+int evl_process_set_ref(evl_loop *loop, evl_process *process, int keep_alive);
+/* kill(2) for any pid (uv_kill): -EINVAL for a bad signal, -ESRCH, -EPERM. */
+int evl_kill(int pid, int signum);
 
 #ifdef __cplusplus
 }

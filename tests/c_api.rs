@@ -264,6 +264,18 @@ fn udp_echo_c_echoes_three_datagrams_in_order() {
     assert_eq!(lines(&out), ["echo: one", "echo: two", "echo: three"]);
 }
 
+#[test]
+fn spawn_c_reads_the_childs_output_and_exit_status() {
+    let bin = compile("examples/c/spawn.c", "spawn");
+    let out = run(&bin);
+    let mut got = lines(&out);
+    got.sort(); // output and exit may come in either order
+    assert_eq!(
+        got,
+        ["child says: hello from a child", "exit status 0, signal 0"]
+    );
+}
+
 /// EMFILE on a C server: reported once per episode, no spin, waiting
 /// clients served later (tests/c/emfile_test.c lowers its own fd limit).
 #[test]

@@ -47,6 +47,7 @@ mod diag;
 mod gather;
 mod loop_api;
 mod net;
+mod process;
 mod stream;
 mod tcp;
 mod timers;

@@ -16,6 +16,14 @@
 
 #include "evloop.h"
 
+/* The layout of the options struct, as src/ffi/process.rs asserts too. */
+#include <stddef.h>
+_Static_assert(sizeof(evl_process_options) == 56, "evl_process_options size");
+_Static_assert(offsetof(evl_process_options, stdio) == 32, "stdio offset");
+_Static_assert(offsetof(evl_process_options, flags) == 44, "flags offset");
+_Static_assert(offsetof(evl_process_options, uid) == 48, "uid offset");
+_Static_assert(offsetof(evl_process_options, gid) == 52, "gid offset");
+
 #include "check.h"
 
 /* ---- bookkeeping ---------------------------------------------------------- */

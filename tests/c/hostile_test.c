@@ -2012,6 +2012,100 @@ static void test_udp(void) {
     FREED(left, 1);
 }
 
+/* ---- Child processes: bad options, stale handles, the loop freed first ---- */
+
+static int exits;
+static void texit(evl_loop *loop, evl_process *p, int64_t status, int signal, void *data) {
+    (void)loop, (void)p, (void)status, (void)signal;
+    exits++;
+    touch(data);
+}
+
+static void test_process(void) {
+    evl_loop *loop = new_loop();
+    tok *t = tk("spawn-never");
+    evl_process *p = NULL;
+    evl_stream *pipes[3];
+    const char *args[] = {"x", NULL};
+    evl_process_options ok = {.file = "true"};
+    evl_process_options o = ok;
+    CHECK_EQ(evl_spawn(NULL, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    CHECK_EQ(evl_spawn(loop, NULL, texit, t, tfree, &p, NULL), -EINVAL);
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, NULL, NULL), -EINVAL);
+    o.file = NULL;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    o.file = "";
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    o = ok;
+    o.stdio[1] = 7;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    o.stdio[1] = -1;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    o = ok;
+    o.flags = 8;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    o = ok;
+    o.stdio[1] = EVL_STDIO_PIPE; /* a pipe needs somewhere to go */
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    o = ok;
+    const char *bad_env[] = {"NO_EQUALS_SIGN", NULL};
+    o.env = bad_env;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    o = ok;
+    o.file = "/no/such/program/evloop";
+    o.args = args;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -ENOENT);
+    o = ok;
+    o.cwd = "/no/such/dir/evloop";
+    CHECK(evl_spawn(loop, &o, texit, t, tfree, &p, NULL) < 0);
+    CHECK(p == NULL);
+    FREED(t, 0);
+    CHECK_EQ(evl_is_alive(loop), 0);
+    /* Stale and foreign handles. */
+    CHECK_EQ(evl_process_pid(loop, (evl_process *)t), -EINVAL);
+    CHECK_EQ(evl_process_kill(loop, (evl_process *)t, SIGTERM), -EINVAL);
+    CHECK_EQ(evl_process_set_ref(loop, NULL, 0), -EINVAL);
+    CHECK_EQ(evl_process_pid(NULL, (evl_process *)t), -EINVAL);
+    /* evl_kill of any pid. */
+    CHECK_EQ(evl_kill(getpid(), 0), 0);
+    CHECK_EQ(evl_kill(getpid(), -1), -EINVAL);
+    CHECK_EQ(evl_kill(getpid(), 4096), -EINVAL);
+    CHECK_EQ(evl_kill(INT_MAX, 0), -ESRCH);
+    /* A child that exits: callback once, then the handle is gone. */
+    tok *e = tk("spawn-true");
+    exits = 0;
+    o = ok;
+    CHECK_EQ(evl_spawn(loop, &o, texit, e, tfree, &p, pipes), 0);
+    CHECK(pipes[0] == NULL && pipes[1] == NULL && pipes[2] == NULL);
+    CHECK(evl_process_pid(loop, p) > 0);
+    CHECK_EQ(evl_process_kill(loop, p, 0), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(exits, 1);
+    FREED(e, 1);
+    CHECK_EQ(e->late, 0);
+    CHECK_EQ(evl_process_pid(loop, p), -EINVAL);
+    /* An unref'd child that never ends: the loop is not alive, and freeing
+     * it frees the handle and its data without a callback. */
+    tok *slow = tk("spawn-sleep");
+    const char *sleep_args[] = {"30", NULL};
+    o = ok;
+    o.file = "sleep";
+    o.args = sleep_args;
+    o.stdio[0] = EVL_STDIO_PIPE;
+    CHECK_EQ(evl_spawn(loop, &o, texit, slow, tfree, &p, pipes), 0);
+    CHECK(pipes[0] != NULL && pipes[1] == NULL);
+    CHECK_EQ(evl_stream_close(loop, pipes[0], NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_process_set_ref(loop, p, 0), 0);
+    int pid = evl_process_pid(loop, p);
+    CHECK(pid > 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0); /* runs the pipe's close */
+    CHECK_EQ(evl_is_alive(loop), 0);
+    CHECK_EQ(evl_loop_free(loop), 0);
+    FREED(slow, 1);
+    CHECK_EQ(slow->calls, 0);
+    CHECK_EQ(evl_kill(pid, SIGKILL), 0); /* ours to end: nobody else will */
+}
+
 static void test_diagnostics(void) {
     evl_metrics m;
     char buf[256];
@@ -2070,6 +2164,7 @@ int main(void) {
     test_loop_free_drops();
     test_diagnostics();
     test_udp();
+    test_process();
     test_streams_bad_input();
     test_streams_inside_callbacks();
     in_child("huge write length", child_huge_write);
