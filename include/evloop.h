@@ -75,6 +75,7 @@ typedef struct evl_stream evl_stream;     /* a TCP, Unix socket or pipe stream *
 typedef struct evl_server evl_server;     /* a listening TCP or Unix socket */
 typedef struct evl_udp evl_udp;           /* a UDP socket */
 typedef struct evl_process evl_process;   /* a child process */
+typedef struct evl_fs_watch evl_fs_watch; /* a watched path */
 /* Ids of timers, fd watchers and work. An id is never reused by its loop
  * (past 10^12 ids made, or 16.7 million live at once of one kind, a call
  * that would hand out one fails with -ENOSPC). Any other number, or an id of
@@ -675,6 +676,58 @@ int evl_process_kill(evl_loop *loop, evl_process *process, int signum);
 int evl_process_set_ref(evl_loop *loop, evl_process *process, int keep_alive);
 /* kill(2) for any pid (uv_kill): -EINVAL for a bad signal, -ESRCH, -EPERM. */
 int evl_kill(int pid, int signum);
+
+/* ---- Watching paths -------------------------------------------------------
+ * libuv's uv_fs_event_*, with inotify. Events name the file relative to the
+ * watched directory (for a watched file, its name; "" for the watched
+ * directory itself). */
+
+enum { EVL_FS_WATCH_RECURSIVE = 1 };
+enum {
+    EVL_FS_CREATED = 1, EVL_FS_MODIFIED = 2, EVL_FS_METADATA = 3, EVL_FS_REMOVED = 4,
+    EVL_FS_RENAMED = 5,    /* path was renamed to `to` */
+    EVL_FS_MOVED_OUT = 6,  /* moved out of the watched tree (or the other half
+                            * of a rename was not seen) */
+    EVL_FS_MOVED_IN = 7,
+    EVL_FS_SELF_REMOVED = 8, EVL_FS_SELF_MOVED = 9, /* the watch has ended */
+    EVL_FS_OVERFLOW = 10   /* the kernel's queue overflowed: events were lost */
+};
+
+/* path and to (NULL unless EVL_FS_RENAMED) are valid during the call only. */
+typedef void (*evl_fs_watch_cb)(evl_loop *loop, evl_fs_watch *watch, int event,
+                                const char *path, const char *to, int is_dir, void *data);
+
+/* Watches a file or directory (flags 0 or EVL_FS_WATCH_RECURSIVE: also every
+ * directory below, including ones made later). -ENOENT for a missing path,
+ * -EINVAL for NULLs, an empty path or other flags. */
+int evl_fs_watch_start(evl_loop *loop, const char *path, int flags, evl_fs_watch_cb cb,
+                       void *data, evl_free_cb free_data, evl_fs_watch **out);
+/* Stops and frees the watcher (free_data runs); no callback runs after this,
+ * even inside the watcher's own callback. -EINVAL for a stale pointer. */
+int evl_fs_watch_stop(evl_loop *loop, evl_fs_watch *watch);
+/* Whether the watcher keeps the loop alive (1, the default). -ENOENT once
+ * the watch has ended (its path was removed or moved). */
+int evl_fs_watch_set_ref(evl_loop *loop, evl_fs_watch *watch, int keep_alive);
+
+/* ---- Name resolution (on the pool) -----------------------------------------
+ * getaddrinfo / getnameinfo on the thread pool; cb runs on the loop thread. */
+
+/* addrs: count addresses as "ip:port" text (valid during the call). status
+ * is 0 or a negative errno (-ENOENT-like for an unknown name). */
+typedef void (*evl_getaddrinfo_cb)(evl_loop *loop, int status, const char *const *addrs,
+                                   size_t count, void *data);
+/* host and service are valid during the call; NULL when status < 0. */
+typedef void (*evl_getnameinfo_cb)(evl_loop *loop, int status, const char *host,
+                                   const char *service, void *data);
+
+/* Resolves host (a name or an IP literal) with port. -EINVAL for NULLs, an
+ * empty host or a bad port. */
+int evl_getaddrinfo(evl_loop *loop, const char *host, int port, evl_getaddrinfo_cb cb,
+                    void *data, evl_free_cb free_data);
+/* The name of ip:port (ip is a literal), as getnameinfo with NI_NAMEREQD:
+ * an address with no name is an error, never the digits. */
+int evl_getnameinfo(evl_loop *loop, const char *ip, int port, evl_getnameinfo_cb cb,
+                    void *data, evl_free_cb free_data);
 
 #ifdef __cplusplus
 }

@@ -276,6 +276,22 @@ fn spawn_c_reads_the_childs_output_and_exit_status() {
     );
 }
 
+#[test]
+fn watch_dir_c_prints_the_changes_it_makes() {
+    let bin = compile("examples/c/watch_dir.c", "watch_dir");
+    let out = run(&bin);
+    assert_eq!(
+        lines(&out),
+        [
+            "created notes.txt",
+            "modified notes.txt",
+            "renamed notes.txt -> renamed.txt",
+            "removed renamed.txt",
+            "self removed ",
+        ]
+    );
+}
+
 /// EMFILE on a C server: reported once per episode, no spin, waiting
 /// clients served later (tests/c/emfile_test.c lowers its own fd limit).
 #[test]

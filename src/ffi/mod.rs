@@ -53,6 +53,7 @@ mod tcp;
 mod timers;
 mod udp;
 mod unix;
+mod watch_dns;
 mod work;
 
 use std::cell::{Cell, RefCell};

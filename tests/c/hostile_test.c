@@ -2106,6 +2106,75 @@ static void test_process(void) {
     CHECK_EQ(evl_kill(pid, SIGKILL), 0); /* ours to end: nobody else will */
 }
 
+/* ---- Path watching and name resolution: bad input, stale handles ---------- */
+
+static void twatch(evl_loop *loop, evl_fs_watch *w, int event, const char *path,
+                   const char *to, int is_dir, void *data) {
+    (void)loop, (void)w, (void)event, (void)path, (void)to, (void)is_dir;
+    touch(data);
+}
+static int resolved = -1;
+static void taddrs(evl_loop *loop, int status, const char *const *addrs, size_t count,
+                   void *data) {
+    (void)loop;
+    resolved = status == 0 ? (int)count : status;
+    for (size_t i = 0; status == 0 && i < count; i++)
+        CHECK(strncmp(addrs[i], "127.0.0.1:", 10) == 0 || strncmp(addrs[i], "[::1]:", 6) == 0);
+    touch(data);
+}
+static void tnames(evl_loop *loop, int status, const char *host, const char *service,
+                   void *data) {
+    (void)loop, (void)status, (void)host, (void)service;
+    touch(data);
+}
+
+static void test_watch_dns(void) {
+    evl_loop *loop = new_loop();
+    tok *t = tk("watch-never");
+    evl_fs_watch *w = NULL;
+    CHECK_EQ(evl_fs_watch_start(NULL, "/tmp", 0, twatch, t, tfree, &w), -EINVAL);
+    CHECK_EQ(evl_fs_watch_start(loop, NULL, 0, twatch, t, tfree, &w), -EINVAL);
+    CHECK_EQ(evl_fs_watch_start(loop, "", 0, twatch, t, tfree, &w), -EINVAL);
+    CHECK_EQ(evl_fs_watch_start(loop, "/tmp", 2, twatch, t, tfree, &w), -EINVAL);
+    CHECK_EQ(evl_fs_watch_start(loop, "/tmp", 0, NULL, t, tfree, &w), -EINVAL);
+    CHECK_EQ(evl_fs_watch_start(loop, "/tmp", 0, twatch, t, tfree, NULL), -EINVAL);
+    CHECK_EQ(evl_fs_watch_start(loop, "/no/such/path/evloop", 0, twatch, t, tfree, &w), -ENOENT);
+    CHECK(w == NULL);
+    CHECK_EQ(evl_fs_watch_stop(loop, (evl_fs_watch *)t), -EINVAL);
+    CHECK_EQ(evl_fs_watch_set_ref(loop, (evl_fs_watch *)t, 0), -EINVAL);
+    CHECK_EQ(evl_getaddrinfo(loop, NULL, 80, taddrs, t, tfree), -EINVAL);
+    CHECK_EQ(evl_getaddrinfo(loop, "", 80, taddrs, t, tfree), -EINVAL);
+    CHECK_EQ(evl_getaddrinfo(loop, "localhost", 70000, taddrs, t, tfree), -EINVAL);
+    CHECK_EQ(evl_getaddrinfo(loop, "localhost", 80, NULL, t, tfree), -EINVAL);
+    CHECK_EQ(evl_getaddrinfo(NULL, "localhost", 80, taddrs, t, tfree), -EINVAL);
+    CHECK_EQ(evl_getnameinfo(loop, NULL, 80, tnames, t, tfree), -EINVAL);
+    CHECK_EQ(evl_getnameinfo(loop, "a name", 80, tnames, t, tfree), -ENXIO);
+    CHECK_EQ(evl_getnameinfo(loop, "127.0.0.1", -1, tnames, t, tfree), -EINVAL);
+    CHECK_EQ(evl_getnameinfo(loop, "127.0.0.1", 80, NULL, t, tfree), -EINVAL);
+    FREED(t, 0);
+    /* A live watcher: unref'd, stopped twice; its data freed once. */
+    tok *live = tk("watch-live");
+    CHECK_EQ(evl_fs_watch_start(loop, "/tmp", 0, twatch, live, tfree, &w), 0);
+    CHECK_EQ(evl_fs_watch_set_ref(loop, w, 0), 0);
+    CHECK_EQ(evl_is_alive(loop), 0);
+    CHECK_EQ(evl_fs_watch_stop(loop, w), 0);
+    CHECK_EQ(evl_fs_watch_stop(loop, w), -EINVAL);
+    FREED(live, 1);
+    /* localhost resolves (from /etc/hosts) to loopback addresses only. */
+    tok *r = tk("getaddrinfo");
+    resolved = -1;
+    CHECK_EQ(evl_getaddrinfo(loop, "localhost", 80, taddrs, r, tfree), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK(resolved >= 1);
+    FREED(r, 1);
+    /* A watcher still open when the loop is freed is freed with it. */
+    tok *left = tk("watch-left-open");
+    CHECK_EQ(evl_fs_watch_start(loop, "/tmp", 0, twatch, left, tfree, &w), 0);
+    CHECK_EQ(evl_fs_watch_set_ref(loop, w, 0), 0);
+    CHECK_EQ(evl_loop_free(loop), 0);
+    FREED(left, 1);
+}
+
 static void test_diagnostics(void) {
     evl_metrics m;
     char buf[256];
@@ -2165,6 +2234,7 @@ int main(void) {
     test_diagnostics();
     test_udp();
     test_process();
+    test_watch_dns();
     test_streams_bad_input();
     test_streams_inside_callbacks();
     in_child("huge write length", child_huge_write);
