@@ -729,6 +729,76 @@ int evl_getaddrinfo(evl_loop *loop, const char *host, int port, evl_getaddrinfo_
 int evl_getnameinfo(evl_loop *loop, const char *ip, int port, evl_getnameinfo_cb cb,
                     void *data, evl_free_cb free_data);
 
+/* ---- Files (on the pool) --------------------------------------------------
+ * libuv's uv_fs_*: each call queues a job and returns 0 (or a negative
+ * errno, and then its callback never runs); the callback runs on the loop
+ * thread, then free_data. Status callbacks (evl_status_cb) may be NULL.
+ * Open files are uint64_t ids, stale after evl_fs_close (-EBADF then). */
+
+typedef struct evl_stat {
+    uint64_t size;
+    int64_t mtime_ns; /* since the epoch */
+    uint32_t mode;    /* st_mode: type and permission bits */
+    uint32_t uid, gid, nlink;
+} evl_stat;
+
+/* result: bytes (buf valid during the call), or a negative errno. */
+typedef void (*evl_fs_data_cb)(evl_loop *loop, ssize_t result, const char *buf, void *data);
+/* path valid during the call; NULL when status < 0. */
+typedef void (*evl_fs_path_cb)(evl_loop *loop, int status, const char *path, void *data);
+/* st valid during the call; NULL when status < 0. */
+typedef void (*evl_fs_stat_cb)(evl_loop *loop, int status, const evl_stat *st, void *data);
+typedef void (*evl_fs_open_cb)(evl_loop *loop, int status, uint64_t file, void *data);
+
+/* Whole files: read all of it; replace it atomically (temp file, fsync,
+ * rename). buf is copied before evl_fs_write_file returns. */
+int evl_fs_read_file(evl_loop *loop, const char *path, evl_fs_data_cb cb, void *data,
+                     evl_free_cb free_data);
+int evl_fs_write_file(evl_loop *loop, const char *path, const void *buf, size_t len,
+                      evl_status_cb cb, void *data, evl_free_cb free_data);
+/* Paths: stat (following links), remove (a file or an empty directory),
+ * rename, copy (overwrites, copies the mode), symlink, readlink, realpath,
+ * chmod (mode <= 07777), mkdtemp (prefix + 6 random characters). */
+int evl_fs_stat(evl_loop *loop, const char *path, evl_fs_stat_cb cb, void *data,
+                evl_free_cb free_data);
+int evl_fs_remove(evl_loop *loop, const char *path, evl_status_cb cb, void *data,
+                  evl_free_cb free_data);
+int evl_fs_rename(evl_loop *loop, const char *from, const char *to, evl_status_cb cb,
+                  void *data, evl_free_cb free_data);
+int evl_fs_copy(evl_loop *loop, const char *from, const char *to, evl_status_cb cb,
+                void *data, evl_free_cb free_data);
+int evl_fs_symlink(evl_loop *loop, const char *target, const char *link, evl_status_cb cb,
+                   void *data, evl_free_cb free_data);
+int evl_fs_readlink(evl_loop *loop, const char *path, evl_fs_path_cb cb, void *data,
+                    evl_free_cb free_data);
+int evl_fs_realpath(evl_loop *loop, const char *path, evl_fs_path_cb cb, void *data,
+                    evl_free_cb free_data);
+int evl_fs_chmod(evl_loop *loop, const char *path, uint32_t mode, evl_status_cb cb,
+                 void *data, evl_free_cb free_data);
+int evl_fs_mkdtemp(evl_loop *loop, const char *prefix, evl_fs_path_cb cb, void *data,
+                   evl_free_cb free_data);
+
+/* Open files. flags: O_RDONLY, O_WRONLY or O_RDWR, with O_CREAT, O_TRUNC,
+ * O_APPEND, O_EXCL (others: -EINVAL); mode for O_CREAT (<= 07777). */
+int evl_fs_open(evl_loop *loop, const char *path, int flags, uint32_t mode,
+                evl_fs_open_cb cb, void *data, evl_free_cb free_data);
+/* Reads up to len bytes at offset (fewer only at the end of the file). */
+int evl_fs_read(evl_loop *loop, uint64_t file, uint64_t offset, size_t len,
+                evl_fs_data_cb cb, void *data, evl_free_cb free_data);
+/* Writes all of buf (copied) at offset; cb (may be NULL) gets the count. */
+int evl_fs_write(evl_loop *loop, uint64_t file, uint64_t offset, const void *buf,
+                 size_t len, evl_fs_data_cb cb, void *data, evl_free_cb free_data);
+int evl_fs_fstat(evl_loop *loop, uint64_t file, evl_fs_stat_cb cb, void *data,
+                 evl_free_cb free_data);
+int evl_fs_fsync(evl_loop *loop, uint64_t file, evl_status_cb cb, void *data,
+                 evl_free_cb free_data);
+int evl_fs_ftruncate(evl_loop *loop, uint64_t file, uint64_t len, evl_status_cb cb,
+                     void *data, evl_free_cb free_data);
+/* Closes the file (on the pool, after the jobs started before it); the id
+ * is stale at once. -EBADF for an id that is not open. */
+int evl_fs_close(evl_loop *loop, uint64_t file, evl_status_cb cb, void *data,
+                 evl_free_cb free_data);
+
 #ifdef __cplusplus
 }
 #endif

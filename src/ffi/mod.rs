@@ -44,6 +44,7 @@ macro_rules! ev_or_einval {
 }
 
 mod diag;
+mod fs;
 mod gather;
 mod loop_api;
 mod net;

@@ -23,6 +23,9 @@ _Static_assert(offsetof(evl_process_options, stdio) == 32, "stdio offset");
 _Static_assert(offsetof(evl_process_options, flags) == 44, "flags offset");
 _Static_assert(offsetof(evl_process_options, uid) == 48, "uid offset");
 _Static_assert(offsetof(evl_process_options, gid) == 52, "gid offset");
+_Static_assert(sizeof(evl_stat) == 32, "evl_stat size");
+_Static_assert(offsetof(evl_stat, mode) == 16, "mode offset");
+_Static_assert(offsetof(evl_stat, nlink) == 28, "nlink offset");
 
 #include "check.h"
 
@@ -1045,7 +1048,138 @@ static void test_fd_passing(void) {
     CHECK_EQ(evl_loop_free(loop), 0);
 }
 
+/* ==== Files on the pool ==================================================== */
+
+static int fs_status;
+static char fs_text[4096];
+static ssize_t fs_n;
+static evl_stat fs_st;
+static uint64_t fs_file;
+
+static void fs_status_cb(evl_loop *loop, int status, void *data) {
+    (void)loop, (void)data;
+    fs_status = status;
+}
+static void fs_data_cb(evl_loop *loop, ssize_t n, const char *buf, void *data) {
+    (void)loop, (void)data;
+    fs_n = n;
+    fs_text[0] = 0;
+    if (n > 0 && buf && n < (ssize_t)sizeof fs_text) {
+        memcpy(fs_text, buf, (size_t)n);
+        fs_text[n] = 0;
+    }
+}
+static void fs_path_cb(evl_loop *loop, int status, const char *path, void *data) {
+    (void)loop, (void)data;
+    fs_status = status;
+    snprintf(fs_text, sizeof fs_text, "%s", path ? path : "(null)");
+}
+static void fs_stat_cb(evl_loop *loop, int status, const evl_stat *st, void *data) {
+    (void)loop, (void)data;
+    fs_status = status;
+    if (st)
+        fs_st = *st;
+}
+static void fs_open_cb(evl_loop *loop, int status, uint64_t file, void *data) {
+    (void)loop, (void)data;
+    fs_status = status;
+    fs_file = file;
+}
+
+/* follows libuv test/test-fs.c (fs_file_async, fs_mkdtemp, fs_symlink,
+ * fs_readlink, fs_realpath, fs_chmod, fs_rename, fs_fstat) */
+static void test_fs(void) {
+    evl_loop *loop = new_loop();
+    int before = frees;
+    char dir[4096], a[4200], b[4200], c[4200], link[4200];
+    CHECK_EQ(evl_fs_mkdtemp(loop, "/tmp/evloop-c-fs-", fs_path_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_status, 0);
+    CHECK(strncmp(fs_text, "/tmp/evloop-c-fs-", 17) == 0 && strlen(fs_text) == 23);
+    snprintf(dir, sizeof dir, "%s", fs_text);
+    snprintf(a, sizeof a, "%s/a.txt", dir);
+    snprintf(b, sizeof b, "%s/b.txt", dir);
+    snprintf(c, sizeof c, "%s/c.txt", dir);
+    snprintf(link, sizeof link, "%s/link", dir);
+    /* Whole files. */
+    fs_status = 1;
+    CHECK_EQ(evl_fs_write_file(loop, a, "hello", 5, fs_status_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_status, 0);
+    CHECK_EQ(evl_fs_read_file(loop, a, fs_data_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_n, 5);
+    CHECK(strcmp(fs_text, "hello") == 0);
+    CHECK_EQ(evl_fs_read_file(loop, b, fs_data_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_n, -ENOENT);
+    /* An open file: write at offsets (a hole), read, fstat, truncate, sync, close. */
+    CHECK_EQ(evl_fs_open(loop, b, O_RDWR | O_CREAT | O_EXCL, 0640, fs_open_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_status, 0);
+    uint64_t f = fs_file;
+    CHECK(f != 0);
+    CHECK_EQ(evl_fs_write(loop, f, 4, "xyz", 3, fs_data_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_n, 3);
+    CHECK_EQ(evl_fs_read(loop, f, 0, 100, fs_data_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_n, 7);
+    CHECK_EQ(evl_fs_read(loop, f, 7, 100, fs_data_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_n, 0); /* at the end */
+    CHECK_EQ(evl_fs_fstat(loop, f, fs_stat_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_st.size, 7);
+    CHECK_EQ(fs_st.mode & 07777, 0640);
+    CHECK_EQ(fs_st.nlink, 1);
+    CHECK_EQ(evl_fs_ftruncate(loop, f, 2, fs_status_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_fs_fsync(loop, f, NULL, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_status, 0);
+    CHECK_EQ(evl_fs_close(loop, f, fs_status_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_fs_close(loop, f, fs_status_cb, NULL, count_free), -EBADF);
+    CHECK_EQ(evl_fs_read(loop, f, 0, 1, fs_data_cb, NULL, count_free), -EBADF);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(evl_fs_stat(loop, b, fs_stat_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_st.size, 2);
+    /* Path calls. */
+    CHECK_EQ(evl_fs_rename(loop, b, c, fs_status_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_status, 0);
+    CHECK_EQ(evl_fs_copy(loop, a, b, fs_status_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_status, 0);
+    CHECK_EQ(evl_fs_symlink(loop, "a.txt", link, fs_status_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(evl_fs_readlink(loop, link, fs_path_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK(strcmp(fs_text, "a.txt") == 0);
+    CHECK_EQ(evl_fs_realpath(loop, link, fs_path_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK(strcmp(fs_text, a) == 0);
+    CHECK_EQ(evl_fs_chmod(loop, a, 0600, fs_status_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(evl_fs_stat(loop, a, fs_stat_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_st.mode & 07777, 0600);
+    /* A mode above 07777 is refused at once (free_data not called). */
+    CHECK_EQ(evl_fs_chmod(loop, a, 010000, fs_status_cb, NULL, count_free), -EINVAL);
+    const char *gone[] = {a, b, c, link, dir};
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(evl_fs_remove(loop, gone[i], fs_status_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_status, 0);
+    CHECK_EQ(evl_fs_stat(loop, dir, fs_stat_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_status, -ENOENT);
+    CHECK_EQ(frees - before, 26); /* every queued call's data freed once */
+    CHECK_EQ(evl_loop_free(loop), 0);
+}
+
 int main(void) {
+    test_fs();
     test_version_and_errors();
     test_bad_arguments();
     test_timers_and_run_modes();

@@ -2175,6 +2175,79 @@ static void test_watch_dns(void) {
     FREED(left, 1);
 }
 
+/* ---- Files: bad paths, flags, modes, ids and buffers ---------------------- */
+
+static void tdata(evl_loop *loop, ssize_t n, const char *buf, void *data) {
+    (void)loop, (void)n, (void)buf;
+    touch(data);
+}
+static void tpath(evl_loop *loop, int status, const char *path, void *data) {
+    (void)loop, (void)status, (void)path;
+    touch(data);
+}
+static void tstat(evl_loop *loop, int status, const evl_stat *st, void *data) {
+    (void)loop, (void)status, (void)st;
+    touch(data);
+}
+static void topen(evl_loop *loop, int status, uint64_t file, void *data) {
+    (void)loop, (void)status, (void)file;
+    touch(data);
+}
+
+static void test_fs_bad_input(void) {
+    evl_loop *loop = new_loop();
+    tok *t = tk("fs-never");
+    const char *bad_paths[] = {NULL, ""};
+    for (int i = 0; i < 2; i++) {
+        const char *p = bad_paths[i];
+        CHECK_EQ(evl_fs_read_file(loop, p, tdata, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_write_file(loop, p, "x", 1, tstatus, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_stat(loop, p, tstat, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_remove(loop, p, tstatus, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_rename(loop, p, "/tmp/x", tstatus, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_rename(loop, "/tmp/x", p, tstatus, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_copy(loop, p, "/tmp/x", tstatus, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_symlink(loop, "a", p, tstatus, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_readlink(loop, p, tpath, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_realpath(loop, p, tpath, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_chmod(loop, p, 0600, tstatus, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_mkdtemp(loop, p, tpath, t, tfree), -EINVAL);
+        CHECK_EQ(evl_fs_open(loop, p, O_RDONLY, 0, topen, t, tfree), -EINVAL);
+    }
+    /* Required callbacks, a NULL loop, flags and modes. */
+    CHECK_EQ(evl_fs_read_file(loop, "/tmp", NULL, t, tfree), -EINVAL);
+    CHECK_EQ(evl_fs_stat(loop, "/tmp", NULL, t, tfree), -EINVAL);
+    CHECK_EQ(evl_fs_open(loop, "/tmp/x", O_RDONLY, 0, NULL, t, tfree), -EINVAL);
+    CHECK_EQ(evl_fs_read_file(NULL, "/tmp", tdata, t, tfree), -EINVAL);
+    CHECK_EQ(evl_fs_open(loop, "/tmp/x", O_RDONLY | O_DIRECTORY, 0, topen, t, tfree), -EINVAL);
+    CHECK_EQ(evl_fs_open(loop, "/tmp/x", O_ACCMODE, 0, topen, t, tfree), -EINVAL);
+    CHECK_EQ(evl_fs_open(loop, "/tmp/x", O_RDWR | O_CREAT, 070000, topen, t, tfree), -EINVAL);
+    CHECK_EQ(evl_fs_chmod(loop, "/tmp/x", 0xFFFFFFFFu, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_fs_write_file(loop, "/tmp/x", NULL, 5, tstatus, t, tfree), -EINVAL);
+    CHECK_EQ(evl_fs_write_file(loop, "/tmp/x", "x", (size_t)-1, tstatus, t, tfree), -EINVAL);
+    /* Ids that were never open. */
+    uint64_t ids[] = {0, 1, 12345, UINT64_MAX};
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(evl_fs_read(loop, ids[i], 0, 1, tdata, t, tfree), -EBADF);
+        CHECK_EQ(evl_fs_write(loop, ids[i], 0, "x", 1, tdata, t, tfree), -EBADF);
+        CHECK_EQ(evl_fs_fstat(loop, ids[i], tstat, t, tfree), -EBADF);
+        CHECK_EQ(evl_fs_fsync(loop, ids[i], tstatus, t, tfree), -EBADF);
+        CHECK_EQ(evl_fs_ftruncate(loop, ids[i], 0, tstatus, t, tfree), -EBADF);
+        CHECK_EQ(evl_fs_close(loop, ids[i], tstatus, t, tfree), -EBADF);
+    }
+    CHECK_EQ(evl_fs_read(loop, 1, 0, (size_t)-1, tdata, t, tfree), -EINVAL);
+    CHECK_EQ(evl_fs_write(loop, 1, 0, NULL, 3, tdata, t, tfree), -EINVAL);
+    FREED(t, 0);
+    /* A job still queued when the loop is freed: its data is freed once, no
+     * callback. An open file left open is closed with the loop. */
+    tok *q = tk("fs-queued");
+    CHECK_EQ(evl_fs_stat(loop, "/", tstat, q, tfree), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    FREED(q, 1);
+    CHECK_EQ(q->calls, 1);
+    FREE_LOOP(loop);
+}
+
 static void test_diagnostics(void) {
     evl_metrics m;
     char buf[256];
@@ -2235,6 +2308,7 @@ int main(void) {
     test_udp();
     test_process();
     test_watch_dns();
+    test_fs_bad_input();
     test_streams_bad_input();
     test_streams_inside_callbacks();
     in_child("huge write length", child_huge_write);
