@@ -627,6 +627,12 @@ int evl_udp_recv_stop(evl_loop *loop, evl_udp *udp);
 /* Whether the socket keeps the loop alive while receiving (1, the default). */
 int evl_udp_set_ref(evl_loop *loop, evl_udp *udp, int keep_alive);
 int evl_udp_set_broadcast(evl_loop *loop, evl_udp *udp, int on);
+/* IPv4 multicast: join (1) or leave (0) group (a literal) on interface (a
+ * literal, or NULL for any); the TTL (0-255) and loopback of sent packets. */
+int evl_udp_set_membership(evl_loop *loop, evl_udp *udp, const char *group,
+                           const char *interface, int join);
+int evl_udp_set_multicast_ttl(evl_loop *loop, evl_udp *udp, int ttl);
+int evl_udp_set_multicast_loop(evl_loop *loop, evl_udp *udp, int on);
 /* Closes and frees the socket now: no receive callback runs after this;
  * sends still queued get -ECANCELED on a later pass. -EINVAL for a stale
  * pointer (closing twice). */

@@ -332,3 +332,83 @@ pub unsafe extern "C" fn evl_udp_close(lp: *mut evl_loop, u: *mut evl_udp) -> c_
         0
     })
 }
+
+/// An IPv4 literal from C; `Err(-EINVAL)` otherwise.
+fn ipv4_of(text: *const c_char) -> Result<std::net::Ipv4Addr, c_int> {
+    if text.is_null() {
+        return Err(EINVAL);
+    }
+    // SAFETY: a NUL-terminated string (header contract), checked non-null.
+    let s = unsafe { std::ffi::CStr::from_ptr(text) }
+        .to_str()
+        .map_err(|_| EINVAL)?;
+    s.parse().map_err(|_| EINVAL)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_udp_set_membership(
+    lp: *mut evl_loop,
+    u: *mut evl_udp,
+    group: *const c_char,
+    interface: *const c_char,
+    join: c_int,
+) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        let socket = udp_or_einval!(ev, u);
+        let group = match ipv4_of(group) {
+            Ok(g) => g,
+            Err(rc) => return rc,
+        };
+        let interface = if interface.is_null() {
+            std::net::Ipv4Addr::UNSPECIFIED
+        } else {
+            match ipv4_of(interface) {
+                Ok(i) => i,
+                Err(rc) => return rc,
+            }
+        };
+        let result = if join != 0 {
+            socket.join_multicast_v4(group, interface)
+        } else {
+            socket.leave_multicast_v4(group, interface)
+        };
+        result.map_or_else(|e| errno(&e), |()| 0)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_udp_set_multicast_ttl(
+    lp: *mut evl_loop,
+    u: *mut evl_udp,
+    ttl: c_int,
+) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        let socket = udp_or_einval!(ev, u);
+        let Ok(ttl) = u32::try_from(ttl) else {
+            return EINVAL;
+        };
+        if ttl > 255 {
+            return EINVAL;
+        }
+        socket
+            .set_multicast_ttl_v4(ttl)
+            .map_or_else(|e| errno(&e), |()| 0)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_udp_set_multicast_loop(
+    lp: *mut evl_loop,
+    u: *mut evl_udp,
+    on: c_int,
+) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        let socket = udp_or_einval!(ev, u);
+        socket
+            .set_multicast_loop_v4(on != 0)
+            .map_or_else(|e| errno(&e), |()| 0)
+    })
+}

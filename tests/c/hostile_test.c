@@ -1961,6 +1961,16 @@ static void test_udp(void) {
     CHECK_EQ(evl_udp_set_broadcast(loop, foreign, 1), -EINVAL);
     CHECK_EQ(evl_udp_connect(loop, foreign, "127.0.0.1", 9), -EINVAL);
     CHECK_EQ(evl_udp_try_send(loop, foreign, "x", 1, NULL, 0), -EINVAL);
+    CHECK_EQ(evl_udp_set_membership(loop, foreign, "239.1.2.3", NULL, 1), -EINVAL);
+    CHECK_EQ(evl_udp_set_membership(loop, u, NULL, NULL, 1), -EINVAL);
+    CHECK_EQ(evl_udp_set_membership(loop, u, "not an ip", NULL, 1), -EINVAL);
+    CHECK_EQ(evl_udp_set_membership(loop, u, "239.1.2.3", "bad", 1), -EINVAL);
+    CHECK_EQ(evl_udp_set_membership(loop, u, "10.0.0.1", NULL, 1), -EINVAL); /* not multicast */
+    CHECK_EQ(evl_udp_set_multicast_ttl(loop, u, 256), -EINVAL);
+    CHECK_EQ(evl_udp_set_multicast_ttl(loop, u, -1), -EINVAL);
+    CHECK_EQ(evl_udp_set_multicast_ttl(loop, u, 4), 0);
+    CHECK_EQ(evl_udp_set_multicast_loop(loop, u, 0), 0);
+    CHECK_EQ(evl_udp_set_multicast_loop(loop, foreign, 0), -EINVAL);
     CHECK_EQ(evl_udp_close(loop, foreign), -EINVAL);
     CHECK_EQ(evl_udp_close(NULL, u), -EINVAL);
     /* Bad buffers and addresses. */
