@@ -69,6 +69,20 @@ macro_rules! udp_or_einval {
     };
 }
 
+/// The body of the simple socket calls: the live socket behind `u` (or
+/// `-EINVAL`), then `f`'s outcome as 0 or a negative errno.
+fn on_socket(
+    lp: *mut evl_loop,
+    u: *mut evl_udp,
+    f: impl FnOnce(&mut EventLoop, &UdpSocket) -> std::io::Result<()>,
+) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        let socket = udp_or_einval!(ev, u);
+        f(ev, &socket).map_or_else(|e| errno(&e), |()| 0)
+    })
+}
+
 /// `host:port` from C, or `None` for a NULL host (the connected peer).
 fn peer_of(host: *const c_char, port: c_int) -> Result<Option<SocketAddr>, c_int> {
     if host.is_null() {
@@ -283,23 +297,15 @@ pub unsafe extern "C" fn evl_udp_recv_start(
 
 #[no_mangle]
 pub unsafe extern "C" fn evl_udp_recv_stop(lp: *mut evl_loop, u: *mut evl_udp) -> c_int {
-    guard(|| {
-        let ev = ev_or_einval!(lp);
-        let socket = udp_or_einval!(ev, u);
+    on_socket(lp, u, |ev, socket| {
         socket.recv_stop(ev);
-        0
+        Ok(())
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn evl_udp_set_ref(lp: *mut evl_loop, u: *mut evl_udp, keep: c_int) -> c_int {
-    guard(|| {
-        let ev = ev_or_einval!(lp);
-        let socket = udp_or_einval!(ev, u);
-        socket
-            .set_ref(ev, keep != 0)
-            .map_or_else(|e| errno(&e), |()| 0)
-    })
+    on_socket(lp, u, |ev, socket| socket.set_ref(ev, keep != 0))
 }
 
 #[no_mangle]
@@ -308,13 +314,7 @@ pub unsafe extern "C" fn evl_udp_set_broadcast(
     u: *mut evl_udp,
     on: c_int,
 ) -> c_int {
-    guard(|| {
-        let ev = ev_or_einval!(lp);
-        let socket = udp_or_einval!(ev, u);
-        socket
-            .set_broadcast(on != 0)
-            .map_or_else(|e| errno(&e), |()| 0)
-    })
+    on_socket(lp, u, |_, socket| socket.set_broadcast(on != 0))
 }
 
 #[no_mangle]
@@ -404,11 +404,5 @@ pub unsafe extern "C" fn evl_udp_set_multicast_loop(
     u: *mut evl_udp,
     on: c_int,
 ) -> c_int {
-    guard(|| {
-        let ev = ev_or_einval!(lp);
-        let socket = udp_or_einval!(ev, u);
-        socket
-            .set_multicast_loop_v4(on != 0)
-            .map_or_else(|e| errno(&e), |()| 0)
-    })
+    on_socket(lp, u, |_, socket| socket.set_multicast_loop_v4(on != 0))
 }
