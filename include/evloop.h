@@ -664,9 +664,9 @@ typedef struct evl_process_options {
 typedef void (*evl_exit_cb)(evl_loop *loop, evl_process *process, int64_t exit_status,
                             int term_signal, void *data);
 
-/* Starts a child. cb (may be NULL) runs once it has ended; the process
- * handle is valid until cb returns, then freed (free_data runs then, or
- * when the loop is freed first). pipes: for each EVL_STDIO_PIPE slot, an
+/* Starts a child. cb (may be NULL) runs once it has ended. The process
+ * handle stays valid, also after the exit, until evl_process_close (or the
+ * loop is freed); free_data runs then. Close it, typically in cb. pipes: for each EVL_STDIO_PIPE slot, an
  * evl_stream for the parent's end (stdin writable, stdout/stderr readable),
  * NULL for the others; it may be NULL when no slot is a pipe. A program that
  * cannot be started is an error here (-ENOENT, -EACCES, ...) and cb never
@@ -680,6 +680,10 @@ int evl_process_pid(evl_loop *loop, evl_process *process);
 int evl_process_kill(evl_loop *loop, evl_process *process, int signum);
 /* Whether the loop waits for the child (1, the default) or not. */
 int evl_process_set_ref(evl_loop *loop, evl_process *process, int keep_alive);
+/* Frees the handle (libuv's uv_close on a process): free_data runs, and cb
+ * no longer runs if the child has not exited yet (the child itself is not
+ * signalled, and is still reaped). -EINVAL for a stale pointer. */
+int evl_process_close(evl_loop *loop, evl_process *process);
 /* kill(2) for any pid (uv_kill): -EINVAL for a bad signal, -ESRCH, -EPERM. */
 int evl_kill(int pid, int signum);
 
@@ -719,7 +723,8 @@ int evl_fs_watch_set_ref(evl_loop *loop, evl_fs_watch *watch, int keep_alive);
  * getaddrinfo / getnameinfo on the thread pool; cb runs on the loop thread. */
 
 /* addrs: count addresses as "ip:port" text (valid during the call). status
- * is 0 or a negative errno (-ENOENT-like for an unknown name). */
+ * is 0 or a negative errno; every resolver failure (unknown name, no
+ * server, try again) is -EIO: the resolver's own EAI_* code is not kept. */
 typedef void (*evl_getaddrinfo_cb)(evl_loop *loop, int status, const char *const *addrs,
                                    size_t count, void *data);
 /* host and service are valid during the call; NULL when status < 0. */

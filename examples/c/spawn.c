@@ -17,8 +17,9 @@ static void on_output(evl_loop *loop, evl_stream *out, ssize_t n, const char *bu
 
 static void on_exit_cb(evl_loop *loop, evl_process *p, int64_t status, int signal,
                        void *data) {
-    (void)loop, (void)p, (void)data;
+    (void)data;
     printf("exit status %lld, signal %d\n", (long long)status, signal);
+    evl_process_close(loop, p); /* the handle is ours to free */
 }
 
 int main(void) {

@@ -2,8 +2,10 @@
 //! `uv_kill`).
 //!
 //! An `evl_process` lives in the loop's table of live processes from
-//! `evl_spawn` until its exit callback returned (then it is freed, with its
-//! `free_data`), or until the loop is freed. Piped stdio comes back as
+//! `evl_spawn` until `evl_process_close` (libuv's `uv_close` on a process
+//! handle), or until the loop is freed; its `free_data` runs then. After
+//! the child exited the handle still answers (`evl_process_kill` gives
+//! `-ESRCH`), so a pointer C still holds never names another process. Piped stdio comes back as
 //! `evl_stream`s that the usual stream calls read, write and close.
 
 use std::collections::HashMap;
@@ -205,10 +207,15 @@ pub unsafe extern "C" fn evl_spawn(
         let on_exit = move |ev: &mut EventLoop, status: std::process::ExitStatus| {
             use std::os::unix::process::ExitStatusExt;
             let p = me.get();
+            // Closed before it exited: nobody to tell.
+            if !ev.layer_state::<Processes>().0.contains_key(&p) {
+                return;
+            }
             if let Some(cb) = cb {
                 let code = status.code().map_or(0, i64::from);
                 let signal = status.signal().unwrap_or(0);
-                // SAFETY: C's callback and data, valid until free_data.
+                // SAFETY: C's callback and data, valid until free_data (which
+                // runs at evl_process_close).
                 Current::run(lpu, ev, || unsafe {
                     cb(
                         lpu as *mut evl_loop,
@@ -219,13 +226,6 @@ pub unsafe extern "C" fn evl_spawn(
                     )
                 });
             }
-            // Freed after its exit callback, with its data.
-            let data = ev.layer_state::<Processes>().0.remove(&p);
-            if data.is_some() {
-                // SAFETY: it was in the table: a live box of ours, now out.
-                drop(unsafe { Box::from_raw(p as *mut evl_process) });
-            }
-            drop(data);
         };
         let mut child = match process::spawn(ev, cmd, on_exit) {
             Ok(child) => child,
@@ -289,6 +289,20 @@ pub unsafe extern "C" fn evl_process_set_ref(
     guard(|| {
         let ev = ev_or_einval!(lp);
         with_child!(ev, p, child => child.set_ref(ev, keep != 0).map_or_else(|e| errno(&e), |()| 0))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn evl_process_close(lp: *mut evl_loop, p: *mut evl_process) -> c_int {
+    guard(|| {
+        let ev = ev_or_einval!(lp);
+        let Some(data) = ev.layer_state::<Processes>().0.remove(&(p as usize)) else {
+            return EINVAL;
+        };
+        // SAFETY: it was in the table: a live box of ours, now out of it.
+        drop(unsafe { Box::from_raw(p) });
+        drop(data); // free_data; the exit callback will not run
+        0
     })
 }
 

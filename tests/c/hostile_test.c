@@ -2091,9 +2091,31 @@ static void test_process(void) {
     CHECK_EQ(evl_process_kill(loop, p, 0), 0);
     CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
     CHECK_EQ(exits, 1);
+    /* After the exit the handle still answers, until closed: a pointer C
+     * holds never names another process. */
+    FREED(e, 0);
+    CHECK(evl_process_pid(loop, p) > 0);
+    CHECK_EQ(evl_process_kill(loop, p, SIGTERM), -ESRCH);
+    CHECK_EQ(evl_process_set_ref(loop, p, 1), 0);
+    CHECK_EQ(evl_process_close(loop, p), 0);
     FREED(e, 1);
     CHECK_EQ(e->late, 0);
     CHECK_EQ(evl_process_pid(loop, p), -EINVAL);
+    CHECK_EQ(evl_process_close(loop, p), -EINVAL);
+    CHECK_EQ(evl_process_close(NULL, p), -EINVAL);
+    /* Closed before it exits: the callback never runs, the child is reaped. */
+    tok *early = tk("spawn-closed-early");
+    const char *short_args[] = {"0.05", NULL};
+    o = ok;
+    o.file = "sleep";
+    o.args = short_args;
+    exits = 0;
+    CHECK_EQ(evl_spawn(loop, &o, texit, early, tfree, &p, pipes), 0);
+    CHECK_EQ(evl_process_close(loop, p), 0);
+    FREED(early, 1);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0); /* waits for the reap */
+    CHECK_EQ(exits, 0);
+    CHECK_EQ(early->late, 0);
     /* An unref'd child that never ends: the loop is not alive, and freeing
      * it frees the handle and its data without a callback. */
     tok *slow = tk("spawn-sleep");
