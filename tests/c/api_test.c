@@ -1178,6 +1178,184 @@ static void test_fs(void) {
     CHECK_EQ(evl_loop_free(loop), 0);
 }
 
+/* ---- UDP ------------------------------------------------------------------ */
+
+static evl_udp *sv_udp, *cl_udp;
+static char sv_addr[64], cl_addr[64];
+static int udp_recv_frees;
+
+static void udp_recv_free(void *data) {
+    (void)data;
+    udp_recv_frees++;
+}
+
+static void udp_sent(evl_loop *loop, int status, void *data) {
+    (void)loop;
+    CHECK_EQ(status, 0);
+    note((const char *)data);
+}
+
+/* "ip:port" into its parts; the port, or -1. */
+static int split_addr(const char *addr, char *host, size_t size) {
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t)(colon - addr) >= size)
+        return -1;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    return atoi(colon + 1);
+}
+
+static void sv_recv(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf, const char *from,
+                    void *data) {
+    CHECK(udp == sv_udp);
+    CHECK(strcmp((const char *)data, "sv") == 0);
+    CHECK_EQ(n, 4);
+    CHECK(memcmp(buf, "PING", 4) == 0);
+    CHECK(strcmp(from, cl_addr) == 0);
+    note("sv_recv ");
+    char host[64];
+    int port = split_addr(from, host, sizeof host);
+    CHECK_EQ(evl_udp_send(loop, udp, "PONG", 4, host, port, udp_sent, (void *)"sv_send ",
+                          count_free),
+             0);
+}
+
+static void cl_recv(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf, const char *from,
+                    void *data) {
+    CHECK(udp == cl_udp);
+    CHECK(strcmp((const char *)data, "cl") == 0);
+    CHECK_EQ(n, 4);
+    CHECK(memcmp(buf, "PONG", 4) == 0);
+    CHECK(strcmp(from, sv_addr) == 0);
+    note("cl_recv ");
+    /* Closing both inside a receive callback, its own socket included: the
+     * server's receive data is freed at once, this callback's own once it
+     * has returned. */
+    CHECK_EQ(evl_udp_close(loop, cl_udp), 0);
+    CHECK_EQ(udp_recv_frees, 0);
+    CHECK_EQ(evl_udp_close(loop, sv_udp), 0);
+    CHECK_EQ(udp_recv_frees, 1);
+    CHECK_EQ(evl_udp_recv_stop(loop, udp), -EINVAL); /* stale now */
+}
+
+/* follows libuv test/test-udp-send-and-recv.c: the client sends PING, the
+ * server answers PONG to the sender's address, the client closes both
+ * sockets on PONG; each callback runs once, in this order. */
+static void test_udp_send_and_recv(void) {
+    evl_loop *loop = new_loop();
+    int before = frees;
+    trace[0] = 0;
+    udp_recv_frees = 0;
+    CHECK_EQ(evl_udp_bind(loop, "127.0.0.1", 0, 0, &sv_udp), 0);
+    CHECK_EQ(evl_udp_bind(loop, "127.0.0.1", 0, 0, &cl_udp), 0);
+    CHECK(evl_udp_local_addr(loop, sv_udp, sv_addr, sizeof sv_addr) > 0);
+    CHECK_EQ(evl_udp_local_addr(loop, cl_udp, cl_addr, sizeof cl_addr), (int)strlen(cl_addr));
+    CHECK(strncmp(cl_addr, "127.0.0.1:", 10) == 0);
+    CHECK_EQ(evl_udp_recv_start(loop, sv_udp, sv_recv, (void *)"sv", udp_recv_free), 0);
+    CHECK_EQ(evl_udp_recv_start(loop, cl_udp, cl_recv, (void *)"cl", udp_recv_free), 0);
+    char host[64];
+    int port = split_addr(sv_addr, host, sizeof host);
+    CHECK(port > 0);
+    CHECK_EQ(evl_udp_send(loop, cl_udp, "PING", 4, host, port, udp_sent, (void *)"cl_send ",
+                          count_free),
+             0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK(strcmp(trace, "cl_send sv_recv sv_send cl_recv ") == 0);
+    CHECK_EQ(frees - before, 2); /* both sends' data */
+    CHECK_EQ(udp_recv_frees, 2); /* both receive callbacks' data */
+    CHECK_EQ(evl_loop_free(loop), 0);
+}
+
+/* An empty datagram, IPv6, recv_start replacing its callback from inside
+ * it, recv_stop, and a connected pair (libuv test/test-udp-send-and-recv.c
+ * with an empty payload as in test-udp-send-immediate.c / Node
+ * test-dgram-send-empty-packet.js; test-udp-connect.c; test-udp-ipv6.c). */
+static int udp_got;
+static ssize_t udp_last_n;
+static char udp_last[16];
+
+static void udp_second(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf,
+                       const char *from, void *data) {
+    (void)from;
+    CHECK(strcmp((const char *)data, "second") == 0);
+    note("second ");
+    udp_got++;
+    udp_last_n = n;
+    memcpy(udp_last, buf, n > 0 && n < 16 ? (size_t)n : 0);
+    CHECK_EQ(evl_udp_recv_stop(loop, udp), 0);
+    CHECK_EQ(evl_udp_recv_stop(loop, udp), 0); /* twice: nothing more */
+}
+
+static void udp_first(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf,
+                      const char *from, void *data) {
+    (void)buf;
+    CHECK(strcmp((const char *)data, "first") == 0);
+    CHECK(strncmp(from, "[::1]:", 6) == 0);
+    note("first ");
+    udp_got++;
+    udp_last_n = n;
+    /* Replacing the running callback: its data is freed after it returns,
+     * the next datagram goes to the new one. */
+    CHECK_EQ(evl_udp_recv_start(loop, udp, udp_second, (void *)"second", udp_recv_free), 0);
+    CHECK_EQ(udp_recv_frees, 0);
+}
+
+static void test_udp_edges(void) {
+    evl_loop *loop = new_loop();
+    trace[0] = 0;
+    udp_got = 0;
+    udp_recv_frees = 0;
+    evl_udp *a, *b;
+    char addr[64], host[64];
+    CHECK_EQ(evl_udp_bind(loop, "::1", 0, 0, &a), 0);
+    CHECK_EQ(evl_udp_bind(loop, "::1", 0, 0, &b), 0);
+    CHECK(evl_udp_local_addr(loop, a, addr, sizeof addr) > 0);
+    CHECK(strncmp(addr, "[::1]:", 6) == 0);
+    int port = split_addr(addr, host, sizeof host);
+    CHECK_EQ(evl_udp_recv_start(loop, a, udp_first, (void *)"first", udp_recv_free), 0);
+    /* An empty datagram is one datagram: nread 0 with an address. */
+    CHECK_EQ(evl_udp_send(loop, b, "", 0, "::1", port, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_udp_send(loop, b, "two", 3, "::1", port, NULL, NULL, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0); /* a stops itself: the loop ends */
+    CHECK(strcmp(trace, "first second ") == 0);
+    CHECK_EQ(udp_got, 2);
+    CHECK_EQ(udp_last_n, 3);
+    CHECK(memcmp(udp_last, "two", 3) == 0);
+    CHECK_EQ(udp_recv_frees, 2);
+
+    /* Connected: sends without an address go to the peer; try_send too. */
+    CHECK_EQ(evl_udp_connect(loop, b, "::1", port), 0);
+    CHECK_EQ(evl_udp_try_send(loop, b, "abc", 3, NULL, 0), 3);
+    CHECK_EQ(evl_udp_send(loop, b, "defg", 4, NULL, 0, NULL, NULL, NULL), 0);
+    udp_got = 0;
+    trace[0] = 0;
+    CHECK_EQ(evl_udp_recv_start(loop, a, udp_second, (void *)"second", udp_recv_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(udp_got, 1); /* stopped after the first */
+    CHECK_EQ(udp_last_n, 3);
+    CHECK(memcmp(udp_last, "abc", 3) == 0);
+    CHECK_EQ(evl_udp_recv_start(loop, a, udp_second, (void *)"second", udp_recv_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(udp_got, 2);
+    CHECK_EQ(udp_last_n, 4);
+    CHECK(memcmp(udp_last, "defg", 4) == 0);
+    CHECK_EQ(udp_recv_frees, 4);
+
+    /* An unref'd receiving socket does not keep the loop alive (libuv
+     * test/test-ref.c udp_ref2). */
+    CHECK_EQ(evl_udp_recv_start(loop, a, udp_second, (void *)"second", udp_recv_free), 0);
+    CHECK_EQ(evl_udp_set_ref(loop, a, 0), 0);
+    CHECK_EQ(evl_is_alive(loop), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(evl_udp_set_ref(loop, a, 1), 0);
+    CHECK_EQ(evl_is_alive(loop), 1);
+    CHECK_EQ(evl_udp_close(loop, a), 0);
+    CHECK_EQ(udp_recv_frees, 5);
+    CHECK_EQ(evl_udp_close(loop, b), 0);
+    CHECK_EQ(evl_is_alive(loop), 0);
+    CHECK_EQ(evl_loop_free(loop), 0);
+}
+
 int main(void) {
     test_fs();
     test_version_and_errors();
@@ -1194,6 +1372,8 @@ int main(void) {
     test_pipes();
     test_tcp_extras();
     test_fd_passing();
+    test_udp_send_and_recv();
+    test_udp_edges();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
