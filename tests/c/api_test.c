@@ -1356,6 +1356,180 @@ static void test_udp_edges(void) {
     CHECK_EQ(evl_loop_free(loop), 0);
 }
 
+/* ---- Child processes -------------------------------------------------------- */
+
+static int64_t exit_status = -1;
+static int term_signal = -1, exit_calls;
+static char child_out[256];
+static size_t child_out_len;
+static int child_eof;
+
+static void on_child_exit(evl_loop *loop, evl_process *p, int64_t status, int signal,
+                          void *data) {
+    CHECK(strcmp((const char *)data, "exit") == 0);
+    exit_status = status;
+    term_signal = signal;
+    exit_calls++;
+    note("exit ");
+    CHECK_EQ(evl_process_kill(loop, p, 0), -ESRCH); /* reaped already */
+    CHECK_EQ(evl_process_close(loop, p), 0);
+    CHECK_EQ(evl_process_close(loop, p), -EINVAL);
+}
+
+static void on_child_out(evl_loop *loop, evl_stream *s, ssize_t n, const char *buf,
+                         void *data) {
+    (void)data;
+    if (n > 0) {
+        size_t room = sizeof child_out - 1 - child_out_len;
+        size_t take = (size_t)n < room ? (size_t)n : room;
+        memcpy(child_out + child_out_len, buf, take);
+        child_out_len += take;
+        child_out[child_out_len] = 0;
+        return;
+    }
+    CHECK_EQ(n, 0); /* EOF, no error */
+    child_eof++;
+    CHECK_EQ(evl_stream_close(loop, s, NULL, NULL, NULL), 0);
+}
+
+static void child_reset(void) {
+    exit_status = -1;
+    term_signal = -1;
+    exit_calls = 0;
+    child_out[0] = 0;
+    child_out_len = 0;
+    child_eof = 0;
+    trace[0] = 0;
+}
+
+/* Runs opts with stdout piped to child_out; the exit callback closes the
+ * handle. */
+static void run_child(evl_process_options opts) {
+    evl_loop *loop = new_loop();
+    int before = frees;
+    evl_process *p = NULL;
+    evl_stream *pipes[3] = {NULL, NULL, NULL};
+    child_reset();
+    opts.stdio[1] = EVL_STDIO_PIPE;
+    CHECK_EQ(evl_spawn(loop, &opts, on_child_exit, (void *)"exit", count_free, &p, pipes), 0);
+    CHECK(pipes[0] == NULL && pipes[1] != NULL && pipes[2] == NULL);
+    CHECK_EQ(evl_stream_kind(loop, pipes[1]), EVL_HANDLE_PIPE);
+    CHECK_EQ(evl_stream_read_start(loop, pipes[1], on_child_out, NULL, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(exit_calls, 1);
+    CHECK_EQ(child_eof, 1);
+    CHECK_EQ(frees - before, 1); /* at evl_process_close */
+    CHECK_EQ(evl_loop_free(loop), 0);
+}
+
+static void stdin_written(evl_loop *loop, int status, void *data) {
+    (void)loop, (void)data;
+    CHECK_EQ(status, 0);
+    note("written ");
+}
+
+static void stdin_shut(evl_loop *loop, int status, void *data) {
+    CHECK_EQ(status, 0);
+    note("shutdown ");
+    CHECK_EQ(evl_stream_close(loop, (evl_stream *)data, NULL, NULL, NULL), 0);
+}
+
+static void kill_child(evl_loop *loop, void *data) {
+    CHECK_EQ(evl_process_kill(loop, (evl_process *)data, SIGTERM), 0);
+}
+
+/* follows libuv test/test-spawn.c: spawn_exit_code, spawn_stdout,
+ * spawn_stdin, spawn_and_kill, spawn_fails, spawn_cwd and the environment
+ * tests (spawn_preserve_env, environment_creation) */
+static void test_spawn(void) {
+    const char *exit42[] = {"-c", "exit 42", NULL};
+    run_child((evl_process_options){.file = "sh", .args = exit42});
+    CHECK_EQ(exit_status, 42);
+    CHECK_EQ(term_signal, 0);
+    CHECK_EQ(child_out_len, 0);
+
+    const char *hello[] = {"hello world", NULL};
+    run_child((evl_process_options){.file = "echo", .args = hello});
+    CHECK_EQ(exit_status, 0);
+    CHECK(strcmp(child_out, "hello world\n") == 0);
+
+    /* cwd, and an environment of exactly the entries given (PATH is not
+     * among them: the file is looked up in ours). */
+    const char *pwd_env[] = {"-c", "pwd; echo \"$EVL_A,$EVL_B,${HOME-unset}\"", NULL};
+    const char *env[] = {"EVL_A=one", "EVL_B=two=2", NULL};
+    run_child((evl_process_options){.file = "sh", .args = pwd_env, .env = env, .cwd = "/"});
+    CHECK_EQ(exit_status, 0);
+    CHECK(strcmp(child_out, "/\none,two=2,unset\n") == 0);
+
+    /* An empty environment. */
+    const char *env_none[] = {NULL};
+    const char *count_env[] = {"-c", "env | grep -v '^PWD=\\|^SHLVL=\\|^_=' | wc -l", NULL};
+    run_child((evl_process_options){.file = "sh", .args = count_env, .env = env_none});
+    CHECK(strcmp(child_out, "0\n") == 0);
+
+    /* stdin piped: cat echoes it back, and ends at the shutdown's EOF. */
+    evl_loop *loop = new_loop();
+    evl_process *p = NULL;
+    evl_stream *pipes[3];
+    child_reset();
+    evl_process_options cat = {
+        .file = "cat", .stdio = {EVL_STDIO_PIPE, EVL_STDIO_PIPE, EVL_STDIO_INHERIT}};
+    CHECK_EQ(evl_spawn(loop, &cat, on_child_exit, (void *)"exit", NULL, &p, pipes), 0);
+    CHECK(pipes[0] != NULL && pipes[1] != NULL && pipes[2] == NULL);
+    CHECK_EQ(evl_stream_write(loop, pipes[0], "hello\n", 6, stdin_written, NULL, NULL), 1);
+    CHECK_EQ(evl_stream_shutdown(loop, pipes[0], stdin_shut, pipes[0], NULL), 0);
+    CHECK_EQ(evl_stream_read_start(loop, pipes[1], on_child_out, NULL, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK(strncmp(trace, "written shutdown ", 17) == 0); /* then exit */
+    CHECK(strcmp(child_out, "hello\n") == 0);
+    CHECK_EQ(child_eof, 1);
+    CHECK_EQ(exit_calls, 1);
+    CHECK_EQ(exit_status, 0);
+
+    /* Killed: the signal, exit status 0. */
+    child_reset();
+    const char *long_sleep[] = {"100", NULL};
+    evl_process_options sleeper = {.file = "sleep", .args = long_sleep};
+    CHECK_EQ(evl_spawn(loop, &sleeper, on_child_exit, (void *)"exit", NULL, &p, NULL), 0);
+    int pid = evl_process_pid(loop, p);
+    CHECK(pid > 0 && pid != getpid());
+    CHECK_EQ(evl_kill(pid, 0), 0); /* it exists */
+    CHECK_EQ(evl_call_soon(loop, kill_child, p, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(exit_calls, 1);
+    CHECK_EQ(exit_status, 0);
+    CHECK_EQ(term_signal, SIGTERM);
+    CHECK_EQ(evl_kill(pid, 0), -ESRCH); /* reaped */
+
+    /* Killed with evl_kill: the same report. */
+    child_reset();
+    CHECK_EQ(evl_spawn(loop, &sleeper, on_child_exit, (void *)"exit", NULL, &p, NULL), 0);
+    CHECK_EQ(evl_kill(evl_process_pid(loop, p), SIGKILL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(term_signal, SIGKILL);
+
+    /* A program that cannot be started is an error from evl_spawn; no
+     * callback, free_data not called, nothing left alive. */
+    child_reset();
+    int before = frees;
+    evl_process_options missing = {.file = "evloop-no-such-program"};
+    p = NULL;
+    CHECK_EQ(evl_spawn(loop, &missing, on_child_exit, (void *)"exit", count_free, &p, NULL),
+             -ENOENT);
+    CHECK(p == NULL);
+    evl_process_options not_exec = {.file = "/etc/passwd"};
+    CHECK_EQ(evl_spawn(loop, &not_exec, on_child_exit, (void *)"exit", count_free, &p, NULL),
+             -EACCES);
+    evl_process_options no_dir = {.file = "true", .cwd = "/evloop/no/such/dir"};
+    CHECK_EQ(evl_spawn(loop, &no_dir, on_child_exit, (void *)"exit", count_free, &p, NULL),
+             -ENOENT);
+    CHECK_EQ(frees, before);
+    CHECK_EQ(evl_is_alive(loop), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(exit_calls, 0);
+    CHECK_EQ(evl_loop_free(loop), 0);
+}
+
 int main(void) {
     test_fs();
     test_version_and_errors();
@@ -1374,6 +1548,7 @@ int main(void) {
     test_fd_passing();
     test_udp_send_and_recv();
     test_udp_edges();
+    test_spawn();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
