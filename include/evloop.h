@@ -657,6 +657,12 @@ typedef struct evl_process_options {
                               * killed with our process group; SETUID/SETGID:
                               * run as uid/gid (root only: else -EPERM) */
     uint32_t uid, gid;
+    const int *fds;          /* extra fds: fds[i] becomes the child's fd 3 + i
+                              * (a duplicate: ours stay ours, as libuv's
+                              * UV_INHERIT_FD); -1 puts nothing there (it is
+                              * closed unless one of our fds without
+                              * close-on-exec has that number). NULL: none */
+    int fd_count;            /* entries in fds, 0 to 1024 */
 } evl_process_options;
 
 /* exit_status: the exit code (0 if killed); term_signal: the signal that
@@ -671,7 +677,9 @@ typedef void (*evl_exit_cb)(evl_loop *loop, evl_process *process, int64_t exit_s
  * NULL for the others; it may be NULL when no slot is a pipe. A program that
  * cannot be started is an error here (-ENOENT, -EACCES, ...) and cb never
  * runs. -EINVAL for NULLs, an empty file, a bad stdio mode or flag, an env
- * entry without '='; -E2BIG for more than 65,536 arguments. */
+ * entry without '=', a bad fd_count (or fds NULL with a count); -EBADF for
+ * an entry of fds that is not an open fd (nor -1); -E2BIG for more than
+ * 65,536 arguments. */
 int evl_spawn(evl_loop *loop, const evl_process_options *options, evl_exit_cb cb,
               void *data, evl_free_cb free_data, evl_process **out, evl_stream *pipes[3]);
 /* The child's pid. */

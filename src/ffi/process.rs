@@ -10,10 +10,12 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, OsStr};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 
 use super::net::{evl_stream, new_stream};
 use super::stream::AnyStream;
+use super::tcp::open_fd;
 use super::{errno, evl_free_cb, evl_loop, guard, shared_data, Current, EINVAL};
 use crate::process::{self, Child, Command, Stdio};
 use crate::EventLoop;
@@ -42,7 +44,12 @@ pub struct evl_process_options {
     flags: c_int,
     uid: u32,
     gid: u32,
+    fds: *const c_int,
+    fd_count: c_int,
 }
+
+/// The most extra fds one child gets (its fds 3 to 1026).
+const MAX_EXTRA_FDS: c_int = 1024;
 
 /// `void (*)(evl_loop *, evl_process *, int64_t exit_status, int term_signal, void *data)`
 pub type evl_exit_cb = Option<
@@ -127,6 +134,34 @@ fn stdio(mode: c_int) -> Result<Stdio, c_int> {
     }
 }
 
+/// The extra fds C asked for, as (the child's number, our duplicate):
+/// `fds[i]` becomes the child's fd `3 + i`; -1 puts nothing there.
+/// Duplicates, so C's fds stay C's (libuv's `UV_INHERIT_FD`).
+/// `Err(-EINVAL)` for a bad count or NULL with a count, `Err(-EBADF)` for an
+/// entry that is not an open fd (other than -1).
+///
+/// # Safety
+/// `o.fds` must be NULL or hold `o.fd_count` ints.
+unsafe fn extra_fds(o: &evl_process_options) -> Result<Vec<(c_int, OwnedFd)>, c_int> {
+    if !(0..=MAX_EXTRA_FDS).contains(&o.fd_count) || (o.fds.is_null() && o.fd_count > 0) {
+        return Err(EINVAL);
+    }
+    if o.fd_count == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: the caller's promise; checked non-null and in range.
+    let raw = unsafe { std::slice::from_raw_parts(o.fds, o.fd_count as usize) };
+    let mut out = Vec::new();
+    for (target, &fd) in (3..).zip(raw) {
+        if fd == -1 {
+            continue;
+        }
+        let dup = open_fd(fd)?.try_clone_to_owned().map_err(|e| errno(&e))?;
+        out.push((target, dup));
+    }
+    Ok(out)
+}
+
 /// The `Command` C asked for.
 ///
 /// # Safety
@@ -163,6 +198,10 @@ unsafe fn command(o: &evl_process_options) -> Result<Command, c_int> {
     cmd.stdin(stdio(o.stdio[0])?);
     cmd.stdout(stdio(o.stdio[1])?);
     cmd.stderr(stdio(o.stdio[2])?);
+    // SAFETY: as above.
+    for (target, fd) in unsafe { extra_fds(o) }? {
+        cmd.fd(target, fd);
+    }
     cmd.detached(o.flags & EVL_PROCESS_DETACHED != 0);
     if o.flags & EVL_PROCESS_SETUID != 0 {
         cmd.uid(o.uid);
@@ -318,10 +357,12 @@ mod tests {
     /// The layout tests/c/api_test.c asserts with `_Static_assert`.
     #[test]
     fn process_options_layout_matches_the_header() {
-        assert_eq!(std::mem::size_of::<evl_process_options>(), 56);
+        assert_eq!(std::mem::size_of::<evl_process_options>(), 72);
         assert_eq!(std::mem::offset_of!(evl_process_options, stdio), 32);
         assert_eq!(std::mem::offset_of!(evl_process_options, flags), 44);
         assert_eq!(std::mem::offset_of!(evl_process_options, uid), 48);
         assert_eq!(std::mem::offset_of!(evl_process_options, gid), 52);
+        assert_eq!(std::mem::offset_of!(evl_process_options, fds), 56);
+        assert_eq!(std::mem::offset_of!(evl_process_options, fd_count), 64);
     }
 }

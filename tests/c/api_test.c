@@ -18,11 +18,13 @@
 
 /* The layout of the options struct, as src/ffi/process.rs asserts too. */
 #include <stddef.h>
-_Static_assert(sizeof(evl_process_options) == 56, "evl_process_options size");
+_Static_assert(sizeof(evl_process_options) == 72, "evl_process_options size");
 _Static_assert(offsetof(evl_process_options, stdio) == 32, "stdio offset");
 _Static_assert(offsetof(evl_process_options, flags) == 44, "flags offset");
 _Static_assert(offsetof(evl_process_options, uid) == 48, "uid offset");
 _Static_assert(offsetof(evl_process_options, gid) == 52, "gid offset");
+_Static_assert(offsetof(evl_process_options, fds) == 56, "fds offset");
+_Static_assert(offsetof(evl_process_options, fd_count) == 64, "fd_count offset");
 _Static_assert(sizeof(evl_stat) == 32, "evl_stat size");
 _Static_assert(offsetof(evl_stat, mode) == 16, "mode offset");
 _Static_assert(offsetof(evl_stat, nlink) == 28, "nlink offset");
@@ -1530,6 +1532,41 @@ static void test_spawn(void) {
     CHECK_EQ(evl_loop_free(loop), 0);
 }
 
+/* Extra fds: the child's fd 3 + i is a duplicate of fds[i], -1 puts
+ * nothing there, and our own fds stay open (libuv test/test-spawn.c
+ * spawn_inherit_streams / Node test-child-process-stdio-inherit.js with
+ * extra stdio entries). */
+static void test_spawn_extra_fds(void) {
+    int three[2], five[2];
+    /* Close-on-exec, as fds should be: else the child inherits them anyway. */
+    CHECK_EQ(pipe2(three, O_CLOEXEC), 0);
+    CHECK_EQ(pipe2(five, O_CLOEXEC), 0);
+    const int fds[] = {three[1], -1, five[1]};
+    const char *script[] = {
+        "-c",
+        "echo to-three >&3; echo to-five >&5; (true >&4) 2>/dev/null && echo 4-open || "
+        "echo 4-closed",
+        NULL};
+    run_child((evl_process_options){.file = "sh", .args = script, .fds = fds, .fd_count = 3});
+    CHECK_EQ(exit_status, 0);
+    CHECK(strcmp(child_out, "4-closed\n") == 0);
+    /* Ours are still open; the child's copies are gone, so closing our
+     * write ends leaves EOF after the bytes. */
+    CHECK(fcntl(three[1], F_GETFD) >= 0 && fcntl(five[1], F_GETFD) >= 0);
+    close(three[1]);
+    close(five[1]);
+    char got[32] = {0};
+    CHECK_EQ(read(three[0], got, sizeof got - 1), 9);
+    CHECK(strcmp(got, "to-three\n") == 0);
+    CHECK_EQ(read(three[0], got, sizeof got), 0);
+    memset(got, 0, sizeof got);
+    CHECK_EQ(read(five[0], got, sizeof got - 1), 8);
+    CHECK(strcmp(got, "to-five\n") == 0);
+    CHECK_EQ(read(five[0], got, sizeof got), 0);
+    close(three[0]);
+    close(five[0]);
+}
+
 int main(void) {
     test_fs();
     test_version_and_errors();
@@ -1549,6 +1586,7 @@ int main(void) {
     test_udp_send_and_recv();
     test_udp_edges();
     test_spawn();
+    test_spawn_extra_fds();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -2061,6 +2061,26 @@ static void test_process(void) {
     const char *bad_env[] = {"NO_EQUALS_SIGN", NULL};
     o.env = bad_env;
     CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    /* Bad extra fds: a count out of range, NULL with a count, an entry
+     * that is not an open fd; nothing is spawned. */
+    int one_fd[] = {1};
+    o = ok;
+    o.fds = one_fd;
+    o.fd_count = -1;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    o.fd_count = 1025;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    o.fd_count = INT_MAX;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    o.fds = NULL;
+    o.fd_count = 1;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EINVAL);
+    int bad_fds[][2] = {{1, 999999}, {-2, 1}, {INT_MIN, 1}};
+    for (int i = 0; i < 3; i++) {
+        o.fds = bad_fds[i];
+        o.fd_count = 2;
+        CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EBADF);
+    }
     o = ok;
     o.file = "/no/such/program/evloop";
     o.args = args;
