@@ -8,10 +8,12 @@
 //! `-ESRCH`), so a pointer C still holds never names another process. Piped stdio comes back as
 //! `evl_stream`s that the usual stream calls read, write and close.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, OsStr};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
 
 use super::net::{evl_stream, new_stream};
 use super::stream::AnyStream;
@@ -23,6 +25,9 @@ use crate::EventLoop;
 /// The C `evl_process`.
 pub struct evl_process {
     child: Child,
+    /// This box's address while it is open, 0 once closed: what the exit
+    /// callback checks, since a freed box's address may be reused.
+    me: Rc<Cell<usize>>,
 }
 
 const EVL_STDIO_INHERIT: c_int = 0;
@@ -89,7 +94,8 @@ macro_rules! with_child {
             return EINVAL;
         }
         // SAFETY: the table says it is a live box of ours; it is freed only
-        // after its exit callback, never during this entry point.
+        // by evl_process_close or with the loop, never during this entry
+        // point.
         let $child: &Child = unsafe { &(*$p).child };
         $body
     }};
@@ -241,13 +247,14 @@ pub unsafe extern "C" fn evl_spawn(
         let owned = shared_data(data, free_data);
         // The process box's address, known once it is made (the exit
         // callback cannot run before this call returns).
-        let slot = std::rc::Rc::new(std::cell::Cell::new(0usize));
+        let slot = Rc::new(Cell::new(0usize));
         let (lpu, ptr, me) = (lp as usize, data as usize, slot.clone());
         let on_exit = move |ev: &mut EventLoop, status: std::process::ExitStatus| {
             use std::os::unix::process::ExitStatusExt;
             let p = me.get();
-            // Closed before it exited: nobody to tell.
-            if !ev.layer_state::<Processes>().0.contains_key(&p) {
+            // Closed before it exited: nobody to tell (the table alone
+            // cannot say: another process may live at the freed address).
+            if p == 0 || !ev.layer_state::<Processes>().0.contains_key(&p) {
                 return;
             }
             if let Some(cb) = cb {
@@ -290,7 +297,10 @@ pub unsafe extern "C" fn evl_spawn(
                 unsafe { pipes.add(k).write(std::ptr::null_mut()) };
             }
         }
-        let p = Box::into_raw(Box::new(evl_process { child }));
+        let p = Box::into_raw(Box::new(evl_process {
+            child,
+            me: slot.clone(),
+        }));
         slot.set(p as usize);
         ev.layer_state::<Processes>().0.insert(p as usize, owned);
         // SAFETY: checked non-null; C passes a writable pointer.
@@ -339,7 +349,9 @@ pub unsafe extern "C" fn evl_process_close(lp: *mut evl_loop, p: *mut evl_proces
             return EINVAL;
         };
         // SAFETY: it was in the table: a live box of ours, now out of it.
-        drop(unsafe { Box::from_raw(p) });
+        let boxed = unsafe { Box::from_raw(p) };
+        boxed.me.set(0); // its exit, if still to come, is nobody's now
+        drop(boxed);
         drop(data); // free_data; the exit callback will not run
         0
     })
@@ -364,5 +376,64 @@ mod tests {
         assert_eq!(std::mem::offset_of!(evl_process_options, gid), 52);
         assert_eq!(std::mem::offset_of!(evl_process_options, fds), 56);
         assert_eq!(std::mem::offset_of!(evl_process_options, fd_count), 64);
+    }
+
+    static EXITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    unsafe extern "C" fn count_exit(
+        _: *mut evl_loop,
+        _: *mut evl_process,
+        _: i64,
+        _: c_int,
+        _: *mut c_void,
+    ) {
+        EXITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A handle closed before its child exits is freed, and the allocator
+    /// may give its address to the next `evl_process`: the old child's exit
+    /// must not then be reported (through the new handle, with the old,
+    /// freed data). The reuse is simulated by putting an entry at the old
+    /// address into the table.
+    #[test]
+    fn a_closed_handle_never_reports_through_its_reused_address() {
+        let opts = evl_process_options {
+            file: c"true".as_ptr(),
+            args: std::ptr::null(),
+            env: std::ptr::null(),
+            cwd: std::ptr::null(),
+            stdio: [EVL_STDIO_IGNORE; 3],
+            flags: 0,
+            uid: 0,
+            gid: 0,
+            fds: std::ptr::null(),
+            fd_count: 0,
+        };
+        let mut lp: *mut evl_loop = std::ptr::null_mut();
+        let mut p: *mut evl_process = std::ptr::null_mut();
+        // SAFETY: valid pointers; the loop is freed below, and the fake
+        // entry leaves the table before that (it is no box of ours).
+        unsafe {
+            assert_eq!(super::super::loop_api::evl_loop_new(&mut lp), 0);
+            let rc = evl_spawn(
+                lp,
+                &opts,
+                Some(count_exit),
+                std::ptr::null_mut(),
+                None,
+                &mut p,
+                std::ptr::null_mut(),
+            );
+            assert_eq!(rc, 0);
+            assert_eq!(evl_process_close(lp, p), 0);
+            let ev = super::super::loop_mut(lp).unwrap();
+            let fake = shared_data(std::ptr::null_mut(), None);
+            ev.layer_state::<Processes>().0.insert(p as usize, fake);
+            assert_eq!(super::super::loop_api::evl_run(lp, 0), 0);
+            assert_eq!(EXITS.load(std::sync::atomic::Ordering::SeqCst), 0);
+            let ev = super::super::loop_mut(lp).unwrap();
+            ev.layer_state::<Processes>().0.remove(&(p as usize));
+            assert_eq!(super::super::loop_api::evl_loop_free(lp), 0);
+        }
     }
 }

@@ -2136,6 +2136,28 @@ static void test_process(void) {
     CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0); /* waits for the reap */
     CHECK_EQ(exits, 0);
     CHECK_EQ(early->late, 0);
+    /* Closed before it exits, and a new child spawned at once (its handle
+     * likely at the closed one's address): only the new child's callback
+     * runs, with its own data. */
+    tok *gone = tk("spawn-closed-then-reused");
+    tok *next = tk("spawn-after-a-close");
+    evl_process *p2 = NULL;
+    exits = 0;
+    CHECK_EQ(evl_spawn(loop, &o, texit, gone, tfree, &p, NULL), 0);
+    CHECK_EQ(evl_process_close(loop, p), 0);
+    FREED(gone, 1);
+    o = ok;
+    o.file = "sleep";
+    const char *later_args[] = {"0.3", NULL};
+    o.args = later_args;
+    CHECK_EQ(evl_spawn(loop, &o, texit, next, tfree, &p2, NULL), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(exits, 1);
+    CALLS(gone, 0);
+    CHECK_EQ(gone->late, 0);
+    CALLS(next, 1);
+    CHECK_EQ(evl_process_close(loop, p2), 0);
+    FREED(next, 1);
     /* An unref'd child that never ends: the loop is not alive, and freeing
      * it frees the handle and its data without a callback. */
     tok *slow = tk("spawn-sleep");
