@@ -586,16 +586,19 @@ int evl_unix_listen_fd(evl_loop *loop, int fd, evl_connection_cb cb, void *data,
 
 /* ---- UDP ------------------------------------------------------------------
  * libuv's uv_udp_*. Hosts are IP literals or "localhost" (as for
- * evl_tcp_listen); addresses given to callbacks are text, "ip:port". */
+ * evl_tcp_listen); a datagram's sender is given as an IP literal and a
+ * port, as evl_udp_send takes them. */
 
 enum { EVL_UDP_REUSEADDR = 1, EVL_UDP_REUSEPORT = 2 };
 
-/* nread > 0: a datagram of nread bytes from `from`; nread == 0: an empty
- * datagram (from set); nread < 0: an error reported by the socket (an ICMP
- * "port unreachable" for a connected socket is -ECONNREFUSED), from NULL.
- * buf and from are valid during the call only. */
+/* nread > 0: a datagram of nread bytes from from_ip ("127.0.0.1", "::1";
+ * no brackets) and from_port; nread == 0: an empty datagram (from_ip set);
+ * nread < 0: an error reported by the socket (an ICMP "port unreachable"
+ * for a connected socket is -ECONNREFUSED), from_ip NULL and from_port 0.
+ * buf and from_ip are valid during the call only. */
 typedef void (*evl_udp_recv_cb)(evl_loop *loop, evl_udp *udp, ssize_t nread,
-                                const char *buf, const char *from, void *data);
+                                const char *buf, const char *from_ip, int from_port,
+                                void *data);
 
 /* Binds a UDP socket to host:port (port 0: any free port). flags: 0 or
  * EVL_UDP_REUSEADDR | EVL_UDP_REUSEPORT (several sockets on one port).

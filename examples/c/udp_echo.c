@@ -10,24 +10,21 @@ static evl_udp *server, *client;
 static int replies;
 
 static void on_server(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf,
-                      const char *from, void *data) {
+                      const char *from_ip, int from_port, void *data) {
     (void)data;
     if (n < 0) {
         fprintf(stderr, "server: %s\n", evl_strerror((int)n));
         return;
     }
-    /* Echo to the sender: from is "ip:port". */
-    char host[64];
-    int port;
-    if (sscanf(from, "%63[^:]:%d", host, &port) != 2)
-        return;
-    evl_udp_send(loop, udp, buf, (size_t)n, host, port, NULL, NULL, NULL);
+    /* Echo to the sender. */
+    evl_udp_send(loop, udp, buf, (size_t)n, from_ip, from_port, NULL, NULL, NULL);
 }
 
 static void on_client(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf,
-                      const char *from, void *data) {
+                      const char *from_ip, int from_port, void *data) {
     (void)udp;
-    (void)from;
+    (void)from_ip;
+    (void)from_port;
     (void)data;
     if (n < 0) {
         fprintf(stderr, "client: %s\n", evl_strerror((int)n));

@@ -26,14 +26,16 @@ const EVL_UDP_REUSEADDR: c_int = 1;
 const EVL_UDP_REUSEPORT: c_int = 2;
 
 /// `void (*)(evl_loop *, evl_udp *, ssize_t nread, const char *buf,
-/// const char *from, void *data)`
+/// const char *from_ip, int from_port, void *data)`: the sender as the
+/// host and port `evl_udp_send` takes, so a reply needs no parsing.
 pub type evl_udp_recv_cb = Option<
     unsafe extern "C" fn(
         lp: *mut evl_loop,
         udp: *mut evl_udp,
         nread: isize,
         buf: *const c_char,
-        from: *const c_char,
+        from_ip: *const c_char,
+        from_port: c_int,
         data: *mut c_void,
     ),
 >;
@@ -273,8 +275,9 @@ pub unsafe extern "C" fn evl_udp_recv_start(
                 Ok((bytes, from)) => (bytes.len() as isize, bytes.as_ptr(), Some(from)),
                 Err(e) => (errno(&e) as isize, std::ptr::null(), None),
             };
-            let from = from.map(|a| std::ffi::CString::new(a.to_string()).expect("no NUL"));
-            let from_ptr = from.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+            let from_ip = from.map(|a| std::ffi::CString::new(a.ip().to_string()).expect("no NUL"));
+            let from_ptr = from_ip.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+            let from_port = from.map_or(0, |a| c_int::from(a.port()));
             // SAFETY: C's callback and data, valid until free_data; `buf`
             // and `from` are valid during the call.
             Current::run(lpu, ev, || unsafe {
@@ -284,6 +287,7 @@ pub unsafe extern "C" fn evl_udp_recv_start(
                     n,
                     buf.cast::<c_char>(),
                     from_ptr,
+                    from_port,
                     ptr as *mut c_void,
                 )
             });

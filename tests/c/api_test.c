@@ -1184,6 +1184,7 @@ static void test_fs(void) {
 
 static evl_udp *sv_udp, *cl_udp;
 static char sv_addr[64], cl_addr[64];
+static int sv_port, cl_port;
 static int udp_recv_frees;
 
 static void udp_recv_free(void *data) {
@@ -1207,28 +1208,28 @@ static int split_addr(const char *addr, char *host, size_t size) {
     return atoi(colon + 1);
 }
 
-static void sv_recv(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf, const char *from,
-                    void *data) {
+static void sv_recv(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf,
+                    const char *from_ip, int from_port, void *data) {
     CHECK(udp == sv_udp);
     CHECK(strcmp((const char *)data, "sv") == 0);
     CHECK_EQ(n, 4);
     CHECK(memcmp(buf, "PING", 4) == 0);
-    CHECK(strcmp(from, cl_addr) == 0);
+    CHECK(strcmp(from_ip, "127.0.0.1") == 0);
+    CHECK_EQ(from_port, cl_port);
     note("sv_recv ");
-    char host[64];
-    int port = split_addr(from, host, sizeof host);
-    CHECK_EQ(evl_udp_send(loop, udp, "PONG", 4, host, port, udp_sent, (void *)"sv_send ",
-                          count_free),
+    CHECK_EQ(evl_udp_send(loop, udp, "PONG", 4, from_ip, from_port, udp_sent,
+                          (void *)"sv_send ", count_free),
              0);
 }
 
-static void cl_recv(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf, const char *from,
-                    void *data) {
+static void cl_recv(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf,
+                    const char *from_ip, int from_port, void *data) {
     CHECK(udp == cl_udp);
     CHECK(strcmp((const char *)data, "cl") == 0);
     CHECK_EQ(n, 4);
     CHECK(memcmp(buf, "PONG", 4) == 0);
-    CHECK(strcmp(from, sv_addr) == 0);
+    CHECK(strcmp(from_ip, "127.0.0.1") == 0);
+    CHECK_EQ(from_port, sv_port);
     note("cl_recv ");
     /* Closing both inside a receive callback, its own socket included: the
      * server's receive data is freed at once, this callback's own once it
@@ -1256,9 +1257,11 @@ static void test_udp_send_and_recv(void) {
     CHECK_EQ(evl_udp_recv_start(loop, sv_udp, sv_recv, (void *)"sv", udp_recv_free), 0);
     CHECK_EQ(evl_udp_recv_start(loop, cl_udp, cl_recv, (void *)"cl", udp_recv_free), 0);
     char host[64];
-    int port = split_addr(sv_addr, host, sizeof host);
-    CHECK(port > 0);
-    CHECK_EQ(evl_udp_send(loop, cl_udp, "PING", 4, host, port, udp_sent, (void *)"cl_send ",
+    sv_port = split_addr(sv_addr, host, sizeof host);
+    cl_port = split_addr(cl_addr, host, sizeof host);
+    CHECK(sv_port > 0 && cl_port > 0 && sv_port != cl_port);
+    CHECK_EQ(evl_udp_send(loop, cl_udp, "PING", 4, "127.0.0.1", sv_port, udp_sent,
+                          (void *)"cl_send ",
                           count_free),
              0);
     CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
@@ -1272,13 +1275,14 @@ static void test_udp_send_and_recv(void) {
  * it, recv_stop, and a connected pair (libuv test/test-udp-send-and-recv.c
  * with an empty payload as in test-udp-send-immediate.c / Node
  * test-dgram-send-empty-packet.js; test-udp-connect.c; test-udp-ipv6.c). */
-static int udp_got;
+static int udp_got, udp_b_port;
 static ssize_t udp_last_n;
 static char udp_last[16];
 
 static void udp_second(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf,
-                       const char *from, void *data) {
-    (void)from;
+                       const char *from_ip, int from_port, void *data) {
+    CHECK(strcmp(from_ip, "::1") == 0);
+    CHECK_EQ(from_port, udp_b_port);
     CHECK(strcmp((const char *)data, "second") == 0);
     note("second ");
     udp_got++;
@@ -1289,10 +1293,11 @@ static void udp_second(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf,
 }
 
 static void udp_first(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf,
-                      const char *from, void *data) {
+                      const char *from_ip, int from_port, void *data) {
     (void)buf;
     CHECK(strcmp((const char *)data, "first") == 0);
-    CHECK(strncmp(from, "[::1]:", 6) == 0);
+    CHECK(strcmp(from_ip, "::1") == 0); /* no brackets: evl_udp_send takes it */
+    CHECK_EQ(from_port, udp_b_port);
     note("first ");
     udp_got++;
     udp_last_n = n;
@@ -1314,6 +1319,9 @@ static void test_udp_edges(void) {
     CHECK(evl_udp_local_addr(loop, a, addr, sizeof addr) > 0);
     CHECK(strncmp(addr, "[::1]:", 6) == 0);
     int port = split_addr(addr, host, sizeof host);
+    CHECK(evl_udp_local_addr(loop, b, addr, sizeof addr) > 0);
+    udp_b_port = split_addr(addr, host, sizeof host);
+    CHECK(udp_b_port > 0);
     CHECK_EQ(evl_udp_recv_start(loop, a, udp_first, (void *)"first", udp_recv_free), 0);
     /* An empty datagram is one datagram: nread 0 with an address. */
     CHECK_EQ(evl_udp_send(loop, b, "", 0, "::1", port, NULL, NULL, NULL), 0);

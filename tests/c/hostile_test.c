@@ -1927,9 +1927,9 @@ static void udp_status_cb(evl_loop *loop, int status, void *data) {
     udp_status = status;
     touch(data);
 }
-static void trecv(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf, const char *from,
-                  void *data) {
-    (void)loop, (void)udp, (void)n, (void)buf, (void)from;
+static void trecv(evl_loop *loop, evl_udp *udp, ssize_t n, const char *buf, const char *from_ip,
+                  int from_port, void *data) {
+    (void)loop, (void)udp, (void)n, (void)buf, (void)from_ip, (void)from_port;
     touch(data);
 }
 
