@@ -1973,6 +1973,16 @@ static void test_udp(void) {
     CHECK_EQ(evl_udp_set_multicast_loop(loop, foreign, 0), -EINVAL);
     CHECK_EQ(evl_udp_close(loop, foreign), -EINVAL);
     CHECK_EQ(evl_udp_close(NULL, u), -EINVAL);
+    /* recv_start twice: the replaced callback's data is freed at once;
+     * recv_stop frees the new one's; a second stop is harmless. */
+    tok *r1 = tk("udp-recv-replaced"), *r2 = tk("udp-recv-stopped");
+    CHECK_EQ(evl_udp_recv_start(loop, u, trecv, r1, tfree), 0);
+    CHECK_EQ(evl_udp_recv_start(loop, u, trecv, r2, tfree), 0);
+    FREED(r1, 1);
+    FREED(r2, 0);
+    CHECK_EQ(evl_udp_recv_stop(loop, u), 0);
+    FREED(r2, 1);
+    CHECK_EQ(evl_udp_recv_stop(loop, u), 0);
     /* Bad buffers and addresses. */
     CHECK_EQ(evl_udp_local_addr(loop, u, buf, 1), -ENOBUFS);
     CHECK_EQ(evl_udp_local_addr(loop, u, NULL, 10), -EINVAL);
@@ -2081,6 +2091,21 @@ static void test_process(void) {
         o.fd_count = 2;
         CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -EBADF);
     }
+    /* More than 65,536 arguments (before anything is read past the
+     * limit), and an environment as long. */
+    const char **many = calloc(65538, sizeof *many);
+    CHECK(many != NULL);
+    for (int i = 0; i < 65537; i++)
+        many[i] = "a";
+    o = ok;
+    o.args = many;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -E2BIG);
+    for (int i = 0; i < 65537; i++)
+        many[i] = "A=1";
+    o = ok;
+    o.env = many;
+    CHECK_EQ(evl_spawn(loop, &o, texit, t, tfree, &p, NULL), -E2BIG);
+    free(many);
     o = ok;
     o.file = "/no/such/program/evloop";
     o.args = args;
@@ -2109,6 +2134,8 @@ static void test_process(void) {
     CHECK(pipes[0] == NULL && pipes[1] == NULL && pipes[2] == NULL);
     CHECK(evl_process_pid(loop, p) > 0);
     CHECK_EQ(evl_process_kill(loop, p, 0), 0);
+    CHECK_EQ(evl_process_kill(loop, p, -1), -EINVAL);
+    CHECK_EQ(evl_process_kill(loop, p, 4096), -EINVAL);
     CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
     CHECK_EQ(exits, 1);
     /* After the exit the handle still answers, until closed: a pointer C
