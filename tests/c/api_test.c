@@ -1490,7 +1490,14 @@ static void test_spawn(void) {
     CHECK_EQ(evl_stream_shutdown(loop, pipes[0], stdin_shut, pipes[0], NULL), 0);
     CHECK_EQ(evl_stream_read_start(loop, pipes[1], on_child_out, NULL, NULL), 0);
     CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
-    CHECK(strncmp(trace, "written shutdown ", 17) == 0); /* then exit */
+    /* The write, then the shutdown, each once; the exit may come anywhere
+     * (both were done before evl_run, so cat may be gone by the first
+     * poll: seen under valgrind). */
+    char *at = strstr(trace, "exit ");
+    CHECK(at != NULL);
+    if (at != NULL)
+        memmove(at, at + 5, strlen(at + 5) + 1);
+    CHECK(strcmp(trace, "written shutdown ") == 0);
     CHECK(strcmp(child_out, "hello\n") == 0);
     CHECK_EQ(child_eof, 1);
     CHECK_EQ(exit_calls, 1);
@@ -1518,8 +1525,13 @@ static void test_spawn(void) {
     CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
     CHECK_EQ(term_signal, SIGKILL);
 
+    CHECK_EQ(evl_loop_free(loop), 0);
+
     /* A program that cannot be started is an error from evl_spawn; no
-     * callback, free_data not called, nothing left alive. */
+     * callback, free_data not called, nothing left alive. (On a fresh
+     * loop: under valgrind, the forked child that fails to exec reports
+     * the parent's hash tables it inherited as "possibly lost".) */
+    loop = new_loop();
     child_reset();
     int before = frees;
     evl_process_options missing = {.file = "evloop-no-such-program"};
