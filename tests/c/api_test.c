@@ -1168,9 +1168,14 @@ static void test_fs(void) {
     CHECK_EQ(fs_st.mode & 07777, 0600);
     /* A mode above 07777 is refused at once (free_data not called). */
     CHECK_EQ(evl_fs_chmod(loop, a, 010000, fs_status_cb, NULL, count_free), -EINVAL);
-    const char *gone[] = {a, b, c, link, dir};
-    for (int i = 0; i < 5; i++)
+    /* The directory once its entries are gone: removals queued together
+     * run on the pool in any order. */
+    const char *gone[] = {a, b, c, link};
+    for (int i = 0; i < 4; i++)
         CHECK_EQ(evl_fs_remove(loop, gone[i], fs_status_cb, NULL, count_free), 0);
+    CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
+    CHECK_EQ(fs_status, 0);
+    CHECK_EQ(evl_fs_remove(loop, dir, fs_status_cb, NULL, count_free), 0);
     CHECK_EQ(evl_run(loop, EVL_RUN_DEFAULT), 0);
     CHECK_EQ(fs_status, 0);
     CHECK_EQ(evl_fs_stat(loop, dir, fs_stat_cb, NULL, count_free), 0);
