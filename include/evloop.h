@@ -623,7 +623,9 @@ int evl_udp_send(evl_loop *loop, evl_udp *udp, const void *buf, size_t len,
 ssize_t evl_udp_try_send(evl_loop *loop, evl_udp *udp, const void *buf, size_t len,
                          const char *host, int port);
 /* Starts receiving: cb runs for each datagram until evl_udp_recv_stop or
- * close (then free_data). Replaces an earlier callback. */
+ * close (then free_data). Replaces an earlier callback, whose free_data
+ * runs at once, or once it has returned if this is called from inside it
+ * (evl_udp_close inside the callback likewise). cb must not be NULL. */
 int evl_udp_recv_start(evl_loop *loop, evl_udp *udp, evl_udp_recv_cb cb, void *data,
                        evl_free_cb free_data);
 int evl_udp_recv_stop(evl_loop *loop, evl_udp *udp);
