@@ -77,6 +77,9 @@ pub fn isolated_status(name: &str) -> Option<std::process::Output> {
     if std::env::var_os("EVLOOP_ISOLATED_CHILD").is_some() {
         return None;
     }
+    // The child's output pipes are fds of this process: a test counting
+    // fds meanwhile (they hold `serial`) would see them come and go.
+    let _g = serial();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env("EVLOOP_ISOLATED_CHILD", "1")
