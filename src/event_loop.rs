@@ -30,6 +30,7 @@
 //! panic unwinds out of `run()` with the loop consistent and the rest queued.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::io;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::path::Path;
@@ -80,7 +81,10 @@ pub struct EventLoop {
     pub(crate) io: Watchers,
     pub(crate) pool: Pool,
     epoch: Instant,
-    now: Instant,
+    /// The loop time; read from the clock at the start of a pass, or, if
+    /// `now_stale`, on first use in the pass (see [`EventLoop::now`]).
+    now: Cell<Instant>,
+    now_stale: Cell<bool>,
     /// `now` in ns since `epoch`, once asked for in this pass (timers only).
     now_ns: Option<u64>,
     running: bool,
@@ -116,6 +120,7 @@ impl EventLoop {
     /// created is logged (warn) and the loop runs without a timeline.
     pub fn new() -> io::Result<EventLoop> {
         let mut ev = EventLoop::with_clock(Clock::Real)?;
+        ev.decide_observe();
         if let Some(path) = std::env::var_os("EVLOOP_TRACE").filter(|p| !p.is_empty()) {
             if !TRACE_ENV_TAKEN.swap(true, Ordering::Relaxed) {
                 if let Err(e) = ev.start_trace(&path) {
@@ -149,7 +154,9 @@ impl EventLoop {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn with_manual_clock() -> io::Result<EventLoop> {
-        EventLoop::with_clock(Clock::Manual(0))
+        let mut ev = EventLoop::with_clock(Clock::Manual(0))?;
+        ev.decide_observe();
+        Ok(ev)
     }
 
     fn with_clock(clock: Clock) -> io::Result<EventLoop> {
@@ -166,7 +173,8 @@ impl EventLoop {
             io: Watchers::new(),
             pool: Pool::new(),
             epoch: now,
-            now,
+            now: Cell::new(now),
+            now_stale: Cell::new(false),
             now_ns: None,
             running: false,
             stop_requested: false,
@@ -325,7 +333,7 @@ impl EventLoop {
     /// not pending. For an interval inside its own callback, its period (it
     /// re-arms from the time that call started).
     pub fn timer_due_in(&self, id: TimerId) -> Option<Duration> {
-        let now = duration_ns(self.now.saturating_duration_since(self.epoch));
+        let now = duration_ns(self.now().saturating_duration_since(self.epoch));
         match self.timers.deadline(id) {
             Ok(Some(deadline)) => Some(Duration::from_nanos(deadline.saturating_sub(now))),
             Ok(None) => self.timers.period(id).ok().map(Duration::from_nanos),
@@ -425,14 +433,37 @@ impl EventLoop {
     }
 
     /// The loop time: the clock as cached at the start of the current pass.
+    ///
+    /// It stays the same for the whole pass (until
+    /// [`update_time`](EventLoop::update_time)). A pass that begins with no
+    /// timer pending reads the clock when the time is first asked for
+    /// instead, so a pass that never looks at the time costs no clock read;
+    /// the time is then a little later than the pass's start, which only
+    /// makes timers set in that pass due a little later, never earlier.
     pub fn now(&self) -> Instant {
-        self.now
+        if self.now_stale.get() {
+            self.now.set(self.clock.now(self.epoch));
+            self.now_stale.set(false);
+        }
+        self.now.get()
     }
 
     /// Refreshes the cached loop time from the clock.
     pub fn update_time(&mut self) {
-        self.now = self.clock.now(self.epoch);
+        self.now.set(self.clock.now(self.epoch));
+        self.now_stale.set(false);
         self.now_ns = None;
+    }
+
+    /// The start of a pass: the clock is read now if a timer may be due,
+    /// else on first use.
+    fn pass_time(&mut self) {
+        if self.timers.len() > 0 {
+            self.update_time();
+        } else {
+            self.now_stale.set(true);
+            self.now_ns = None;
+        }
     }
 
     /// True if anything could still produce a callback: a queued callback, a
@@ -518,9 +549,14 @@ impl EventLoop {
     /// The loop time as nanoseconds since the loop was made (timer deadlines
     /// use this scale); computed once per pass, and only if timers need it.
     fn now_ns(&mut self) -> u64 {
-        *self
-            .now_ns
-            .get_or_insert_with(|| duration_ns(self.now.saturating_duration_since(self.epoch)))
+        match self.now_ns {
+            Some(ns) => ns,
+            None => {
+                let ns = duration_ns(self.now().saturating_duration_since(self.epoch));
+                self.now_ns = Some(ns);
+                ns
+            }
+        }
     }
 
     fn deadline_after(&mut self, delay: Duration) -> u64 {
@@ -547,8 +583,8 @@ impl EventLoop {
 
     fn iterate(&mut self, mode: RunMode) -> io::Result<()> {
         self.iterations += 1;
-        self.update_time();
-        self.diag.decide();
+        self.pass_time();
+        self.decide_observe();
         let pass_started = self.diag.recorder.is_some().then(Instant::now);
         log::trace!(
             "evloop: pass {} ready={} timers={} watchers={}",
@@ -558,7 +594,7 @@ impl EventLoop {
             self.io.len()
         );
         self.run_timers();
-        self.run_ready();
+        self.run_ready(mode);
         if self.stop_requested {
             self.pass_done(pass_started);
             return Ok(());
@@ -670,23 +706,53 @@ impl EventLoop {
         self.timers.release_memory();
     }
 
-    fn run_ready(&mut self) {
+    /// Runs the ready callbacks queued when it began. In `run`, while the
+    /// ready queue is all the work there is, it goes on with the next
+    /// passes here (see [`EventLoop::only_ready_work`]).
+    fn run_ready(&mut self, mode: RunMode) {
         let mut left = self.ready.len();
-        while left > 0 {
-            let result = catch(|| {
+        loop {
+            let result = catch(|| loop {
                 while left > 0 {
                     left -= 1;
                     let Some((task, site)) = self.ready.pop() else {
                         break;
                     };
                     self.diag.metrics.ready_callbacks += 1;
-                    self.run_callback(CallbackKind::Ready, Some(site), task);
+                    self.run_callback(CallbackKind::Ready, site, task);
                 }
+                if mode != RunMode::Default || !self.only_ready_work() {
+                    return;
+                }
+                // A light pass: everything but the ready queue would be a
+                // no-op (no timer pending, no recording).
+                self.iterations += 1;
+                self.now_stale.set(true);
+                self.now_ns = None;
+                self.decide_observe();
+                left = self.ready.len();
             });
-            if let Err(p) = result {
-                self.panicked(p);
+            match result {
+                Ok(()) => return,
+                Err(p) => self.panicked(p),
             }
         }
+    }
+
+    /// True if the next pass would do nothing but run the ready queue: it
+    /// is not empty, and no timer, watcher, post or stop could change what
+    /// the pass does (so the timer, poll and post steps are no-ops, and
+    /// guarantee 4 holds without them). The timeline records each pass
+    /// in full, so it turns this off.
+    #[inline]
+    fn only_ready_work(&self) -> bool {
+        !self.ready.is_empty()
+            && self.timers.len() == 0
+            && self.io.registered() == 0
+            && self.posted.is_empty()
+            && !self.stop_requested
+            && !self.remote.has_posts()
+            && self.diag.recorder.is_none()
     }
 
     /// Runs the posts queued when it began; returns how many.
@@ -707,7 +773,7 @@ impl EventLoop {
                         break;
                     };
                     self.diag.metrics.posted_callbacks += 1;
-                    self.run_callback(CallbackKind::Posted, Some(site), task);
+                    self.run_callback(CallbackKind::Posted, site, task);
                 }
             });
             if let Err(p) = result {
@@ -736,7 +802,7 @@ impl EventLoop {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn alive_report(&self) -> AliveReport {
-        let now = duration_ns(self.now.saturating_duration_since(self.epoch));
+        let now = duration_ns(self.now().saturating_duration_since(self.epoch));
         let mut items = Vec::new();
         for t in self.timers.list() {
             let kind = if t.interval {
@@ -820,6 +886,19 @@ impl EventLoop {
     /// the timeline records.
     pub fn set_slow_callback_threshold(&mut self, threshold: Option<Duration>) {
         self.diag.slow = threshold;
+        self.decide_observe();
+    }
+
+    /// Decides whether callbacks are timed from now on (see
+    /// [`Diag::decide`]), and keeps queued callbacks' sites exactly while
+    /// they are: only a slow-callback warning or the timeline names them.
+    #[inline]
+    fn decide_observe(&mut self) {
+        self.diag.decide();
+        if self.diag.observe != self.ready.tracks_sites() {
+            self.ready.track_sites(self.diag.observe);
+            self.posted.track_sites(self.diag.observe);
+        }
     }
 
     /// The slow-callback threshold (`None`: no warning).
@@ -849,6 +928,7 @@ impl EventLoop {
         let rec = Recorder::create(path.as_ref())?;
         log::debug!("evloop: recording the timeline to {}", rec.path().display());
         self.diag.recorder = Some(Box::new(rec));
+        self.decide_observe();
         Ok(())
     }
 
@@ -858,7 +938,9 @@ impl EventLoop {
     /// # Errors
     /// The first error writing the file (recording stopped at it).
     pub fn stop_trace(&mut self) -> io::Result<bool> {
-        match self.diag.recorder.take() {
+        let rec = self.diag.recorder.take();
+        self.decide_observe();
+        match rec {
             Some(rec) => rec.finish().map(|()| true),
             None => Ok(false),
         }

@@ -6,9 +6,13 @@
 //! after timers and IO were looked at again (guarantee 4). Tasks are popped
 //! before they run, so a panicking task leaves the rest of the queue intact.
 //!
-//! Each task is queued with its creation site (8 bytes beside the 16-byte
-//! box, see [`crate::diag`]): the slow-callback warning and the timeline name
-//! it. A queue of sites costs no allocation for closures that capture nothing.
+//! A task's creation site (see [`crate::diag`]) is kept only while something
+//! would report it: while callbacks are timed for the slow-callback warning
+//! (a logger takes warnings) or the timeline. Sites then
+//! wait in a second ring beside the tasks; otherwise that ring is empty and
+//! a task costs its 16-byte box alone (no allocation for a closure that
+//! captures nothing), which is what a chain of `call_soon` moves per link.
+//! Tasks queued before tracking began report their site as unknown.
 
 use std::collections::VecDeque;
 
@@ -21,18 +25,44 @@ pub(crate) type Task = Box<dyn FnOnce(&mut EventLoop)>;
 /// FIFO of ready tasks.
 #[derive(Default)]
 pub(crate) struct ReadyQueue {
-    tasks: VecDeque<(Task, Site)>,
+    tasks: VecDeque<Task>,
+    /// One per task while `track_sites` (`None`: queued before), else empty.
+    sites: VecDeque<Option<Site>>,
+    track_sites: bool,
 }
 
 impl ReadyQueue {
     #[inline]
     pub(crate) fn push(&mut self, task: Task, site: Site) {
-        self.tasks.push_back((task, site));
+        self.tasks.push_back(task);
+        if self.track_sites {
+            self.sites.push_back(Some(site));
+        }
     }
 
     #[inline]
-    pub(crate) fn pop(&mut self) -> Option<(Task, Site)> {
-        self.tasks.pop_front()
+    pub(crate) fn pop(&mut self) -> Option<(Task, Option<Site>)> {
+        let task = self.tasks.pop_front()?;
+        let site = if self.track_sites {
+            self.sites.pop_front().flatten()
+        } else {
+            None
+        };
+        Some((task, site))
+    }
+
+    /// Starts or stops keeping each task's site.
+    pub(crate) fn track_sites(&mut self, on: bool) {
+        if on && !self.track_sites {
+            self.sites = std::iter::repeat_n(None, self.tasks.len()).collect();
+        } else if !on {
+            self.sites = VecDeque::new();
+        }
+        self.track_sites = on;
+    }
+
+    pub(crate) fn tracks_sites(&self) -> bool {
+        self.track_sites
     }
 
     pub(crate) fn len(&self) -> usize {

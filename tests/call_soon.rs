@@ -130,3 +130,176 @@ fn g11_call_soon_never_runs_its_callback_inside_the_call() {
     ev.run().unwrap();
     assert!(ran.get());
 }
+
+/// A chain of `call_soon` with nothing else to do: each link is a pass of
+/// its own (the loop runs such passes without polling, so this checks that
+/// they still behave as passes), and whatever a link starts (a timer, a
+/// watcher) gets its turn before the next link.
+fn chain(ev: &mut EventLoop, link: u32, l: Log, at: fn(&mut EventLoop, u32, &Log)) {
+    l.borrow_mut()
+        .push(format!("link {link} pass {}", ev.iterations()));
+    at(ev, link, &l);
+    if link < 6 {
+        ev.call_soon(move |ev| chain(ev, link + 1, l, at));
+    }
+}
+
+#[test]
+fn g4_each_link_of_a_chain_is_a_pass_and_a_timer_set_midway_runs_between_links() {
+    let mut ev = EventLoop::new().unwrap();
+    let l = log();
+    let c = l.clone();
+    ev.call_soon(move |ev| {
+        chain(ev, 1, c, |ev, link, l| {
+            if link == 3 {
+                let l = l.clone();
+                let pass = ev.iterations();
+                ev.set_timeout(Duration::ZERO, move |ev| {
+                    l.borrow_mut()
+                        .push(format!("timer, {} pass later", ev.iterations() - pass));
+                });
+            }
+        })
+    });
+    ev.run().unwrap();
+    assert_eq!(
+        *l.borrow(),
+        [
+            "link 1 pass 1",
+            "link 2 pass 2",
+            "link 3 pass 3",
+            "timer, 1 pass later",
+            "link 4 pass 4",
+            "link 5 pass 5",
+            "link 6 pass 6",
+        ]
+    );
+}
+
+#[test]
+fn g4_a_watcher_started_by_a_link_runs_before_the_next_link() {
+    let mut ev = EventLoop::new().unwrap();
+    let l = log();
+    let c = l.clone();
+    ev.call_soon(move |ev| {
+        chain(ev, 1, c, |ev, link, l| {
+            if link == 2 {
+                let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+                std::io::Write::write_all(&mut a, b"x").unwrap();
+                let l = l.clone();
+                let me = Rc::new(Cell::new(None));
+                let me2 = me.clone();
+                let id = ev
+                    .watch(b, evloop::Interest::READABLE, move |ev, _, _| {
+                        l.borrow_mut().push(format!("io pass {}", ev.iterations()));
+                        let _ = &a;
+                        ev.unwatch(me2.get().unwrap());
+                    })
+                    .unwrap();
+                me.set(Some(id));
+            }
+        })
+    });
+    ev.run().unwrap();
+    assert_eq!(
+        *l.borrow(),
+        [
+            "link 1 pass 1",
+            "link 2 pass 2",
+            "io pass 2",
+            "link 3 pass 3",
+            "link 4 pass 4",
+            "link 5 pass 5",
+            "link 6 pass 6",
+        ]
+    );
+}
+
+#[test]
+fn g7_stop_inside_a_chain_returns_after_that_link_and_run_resumes_it() {
+    let mut ev = EventLoop::new().unwrap();
+    let l = log();
+    let c = l.clone();
+    ev.call_soon(move |ev| {
+        chain(ev, 1, c, |ev, link, _| {
+            if link == 3 {
+                ev.stop();
+            }
+        })
+    });
+    ev.run().unwrap();
+    assert_eq!(l.borrow().len(), 3);
+    assert!(ev.is_alive(), "link 4 is queued");
+    ev.run().unwrap();
+    assert_eq!(l.borrow().last().unwrap(), "link 6 pass 6");
+}
+
+#[test]
+fn g8_a_panicking_link_unwinds_out_of_run_and_the_chain_goes_on_after() {
+    let mut ev = EventLoop::new().unwrap();
+    let l = log();
+    let c = l.clone();
+    ev.call_soon(move |ev| {
+        chain(ev, 1, c, |_, link, _| {
+            if link == 4 {
+                panic!("link 4");
+            }
+        })
+    });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ev.run()));
+    assert!(result.is_err());
+    // Link 4 panicked before queueing link 5: the chain ends there.
+    assert_eq!(l.borrow().len(), 4);
+    assert!(!ev.is_alive());
+    // A chain whose panicking link queued its successor first goes on.
+    let l = log();
+    let c = l.clone();
+    ev.call_soon(move |ev| {
+        chain(ev, 1, c, |ev, link, _| {
+            if link == 2 {
+                ev.call_soon(|_| panic!("queued by link 2"));
+            }
+        })
+    });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ev.run()));
+    assert!(result.is_err());
+    ev.run().unwrap();
+    assert_eq!(l.borrow().len(), 6, "{:?}", l.borrow());
+}
+
+/// A post from another thread reaches a loop busy with nothing but a chain.
+#[test]
+fn g4_a_post_reaches_a_loop_running_only_a_chain() {
+    thread_local!(static POSTED: Cell<bool> = const { Cell::new(false) });
+    fn spin(ev: &mut EventLoop, left: u64) {
+        if !POSTED.with(Cell::get) && left > 0 {
+            ev.call_soon(move |ev| spin(ev, left - 1));
+        }
+    }
+    let mut ev = EventLoop::new().unwrap();
+    let handle = ev.handle();
+    ev.call_soon(|ev| spin(ev, 500_000_000));
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2));
+        handle.call_soon(|_| POSTED.with(|p| p.set(true))).unwrap();
+    });
+    ev.run().unwrap();
+    assert!(POSTED.with(Cell::get), "the post ran and ended the chain");
+}
+
+/// The loop time of a pass that begins with no timer pending is read when
+/// first asked for: never before the pass began, and the same for the rest
+/// of the pass.
+#[test]
+fn g3_the_loop_time_of_a_pass_without_timers_is_cached_when_first_read() {
+    let mut ev = EventLoop::new().unwrap();
+    let before = std::time::Instant::now();
+    ev.call_soon(move |ev| {
+        let first = ev.now();
+        assert!(first >= before);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(ev.now(), first, "cached for the pass");
+        ev.call_soon(move |ev| assert!(ev.now() >= first + Duration::from_millis(5)));
+    });
+    ev.run().unwrap();
+}

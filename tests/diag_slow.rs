@@ -99,4 +99,26 @@ fn slow_callbacks_are_named_by_site_and_duration() {
     ev.call_soon(|_| {});
     ev.run().unwrap();
     assert_eq!(take().len(), 1, "the one that finished");
+
+    // Sites are kept only while a warning could be logged: a callback queued
+    // while no logger took warnings is reported with its site unknown.
+    log::set_max_level(LevelFilter::Off);
+    let mut ev = EventLoop::new().unwrap();
+    ev.set_slow_callback_threshold(Some(Duration::from_millis(30)));
+    ev.call_soon(move |_| nap());
+    log::set_max_level(LevelFilter::Warn);
+    ev.run().unwrap();
+    ev.call_soon(move |_| nap());
+    let named_line = line!() - 1;
+    ev.run().unwrap();
+    let logs = take();
+    assert_eq!(logs.len(), 2, "{logs:#?}");
+    assert!(
+        logs[0].contains("call_soon callback (site unknown)"),
+        "{logs:#?}"
+    );
+    assert!(
+        logs[1].contains(&format!("created at {here}:{named_line}:")),
+        "{logs:#?}"
+    );
 }
