@@ -146,16 +146,17 @@ thread_local! {
 }
 
 /// W3: libuv's million-timers: timeout goes up 1 ms every 1,000 timers.
-/// Each closure captures its delay only (libuv's timers carry a data word).
+/// Each closure captures its delay in ms only, one 8-byte word (libuv's
+/// timers carry a data word).
 fn timers(n: u64) {
     let mut ev = EventLoop::new().unwrap();
     let t = Instant::now();
     BASE.with(|b| b.set(Some(ev.now())));
     for i in 0..n {
-        let delay = Duration::from_millis(i / 1000 + 1);
-        ev.set_timeout(delay, move |_| {
+        let ms: u64 = i / 1000 + 1;
+        ev.set_timeout(Duration::from_millis(ms), move |_| {
             FIRED.with(|f| f.set(f.get() + 1));
-            let due = BASE.with(Cell::get).expect("set") + delay;
+            let due = BASE.with(Cell::get).expect("set") + Duration::from_millis(ms);
             LATE.with(|l| l.set(Instant::now().saturating_duration_since(due)));
         });
     }

@@ -46,7 +46,7 @@ use crate::io::Watchers;
 use crate::panic::{catch, PanicPolicy};
 use crate::pool::Pool;
 use crate::task::{Cancellable, ReadyQueue, SoonId};
-use crate::timer::{Call, Callback, Refused, TimerId, TimerQueue};
+use crate::timer::{Call, Refused, TimerId, TimerQueue};
 
 /// Set once a loop took the `EVLOOP_TRACE` file: only the first loop made
 /// in a process records to it.
@@ -214,12 +214,9 @@ impl EventLoop {
         f: impl FnOnce(&mut EventLoop) + 'static,
     ) -> TimerId {
         let deadline = self.deadline_after(delay);
-        let id = self.timers.insert(
-            deadline,
-            duration_ns(delay),
-            Callback::once(Box::new(f)),
-            Location::caller(),
-        );
+        let id = self
+            .timers
+            .insert_once(deadline, duration_ns(delay), f, Location::caller());
         log::debug!("evloop: timeout {id:?} in {delay:?}");
         id
     }
@@ -237,12 +234,9 @@ impl EventLoop {
         f: impl FnMut(&mut EventLoop) + 'static,
     ) -> TimerId {
         let deadline = self.deadline_after(period);
-        let id = self.timers.insert(
-            deadline,
-            duration_ns(period),
-            Callback::every(Box::new(f)),
-            Location::caller(),
-        );
+        let id = self
+            .timers
+            .insert_interval(deadline, duration_ns(period), f, Location::caller());
         log::debug!("evloop: interval {id:?} every {period:?}");
         id
     }
@@ -677,8 +671,8 @@ impl EventLoop {
             return;
         }
         let now = self.now_ns();
-        let mark = self.timers.order_mark();
-        while let Some(fired) = self.timers.pop_due(now, mark) {
+        self.timers.begin_phase();
+        while let Some(fired) = self.timers.pop_due(now) {
             self.diag
                 .metrics
                 .timer_ran(now.saturating_sub(fired.deadline));
@@ -686,15 +680,21 @@ impl EventLoop {
             match fired.call {
                 Call::Once(f) => {
                     log::trace!("evloop: run timeout");
-                    if let Err(p) = catch(|| self.run_callback(CallbackKind::Timer, site, f)) {
+                    let result = catch(|| {
+                        self.run_callback(CallbackKind::Timer, site, |ev| f.call_once(ev))
+                    });
+                    if let Err(p) = result {
                         self.panicked(p);
                     }
                 }
                 Call::Every(id, mut interval) => {
                     log::trace!("evloop: run interval {id:?}");
                     let started = self.now_ns();
-                    let result =
-                        catch(|| self.run_callback(CallbackKind::Timer, site, |ev| interval(ev)));
+                    let result = catch(|| {
+                        self.run_callback(CallbackKind::Timer, site, |ev| {
+                            interval.call_interval(ev)
+                        })
+                    });
                     // Dropped here if the interval was cleared while it ran.
                     drop(self.timers.rearm(id, interval, started));
                     if let Err(p) = result {

@@ -38,7 +38,6 @@ pub(crate) mod clock;
 pub(crate) mod metrics;
 pub(crate) mod trace;
 
-use std::collections::HashMap;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
@@ -71,56 +70,6 @@ impl CallbackKind {
             CallbackKind::Io => "io",
             CallbackKind::Posted => "posted",
         }
-    }
-}
-
-/// Index of a site in a [`SiteTable`]; [`SiteTable::UNKNOWN`] past 65,535
-/// distinct sites.
-pub(crate) type SiteIndex = u16;
-
-/// A per-loop table of the distinct sites timers were set from, so that a
-/// timer stores a 16-bit index instead of an 8-byte pointer. Programs set
-/// timers from a few places many times over: the last site looked up is
-/// checked first (one comparison), then a hash map.
-#[derive(Default)]
-pub(crate) struct SiteTable {
-    sites: Vec<Site>,
-    index: HashMap<usize, SiteIndex>,
-    last: Option<(Site, SiteIndex)>,
-}
-
-impl SiteTable {
-    /// The index given once the table is full.
-    pub(crate) const UNKNOWN: SiteIndex = SiteIndex::MAX;
-
-    #[inline]
-    pub(crate) fn intern(&mut self, site: Site) -> SiteIndex {
-        if let Some((last, i)) = self.last {
-            if std::ptr::eq(last, site) {
-                return i;
-            }
-        }
-        self.intern_slow(site)
-    }
-
-    fn intern_slow(&mut self, site: Site) -> SiteIndex {
-        let key = site as *const Location<'static> as usize;
-        let i = match self.index.get(&key) {
-            Some(&i) => i,
-            None if self.sites.len() < usize::from(Self::UNKNOWN) => {
-                let i = self.sites.len() as SiteIndex;
-                self.sites.push(site);
-                self.index.insert(key, i);
-                i
-            }
-            None => return Self::UNKNOWN,
-        };
-        self.last = Some((site, i));
-        i
-    }
-
-    pub(crate) fn get(&self, i: SiteIndex) -> Option<Site> {
-        self.sites.get(usize::from(i)).copied()
     }
 }
 
