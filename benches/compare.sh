@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
 TIMEOUT=${TIMEOUT:-30}
 WORKLOADS=(W1 W2 W3 W4 W5 W5c W6)
-PEERS=(evloop libuv node asyncio uvloop tokio calloop baseline)
+PEERS=(evloop libuv node asyncio uvloop tokio delayqueue calloop baseline)
 out=target/bench
 mkdir -p "$out"
 raw="$out/raw.jsonl"
@@ -55,9 +55,10 @@ elif ! "$VENV/bin/python" -c "import uvloop" 2>/dev/null; then
   "$VENV/bin/pip" install -q uvloop >/dev/null 2>&1 || missing[uvloop]="pip install uvloop failed"
 fi
 
-log "== tokio, calloop and the hand-written baselines"
+log "== tokio, tokio-util's DelayQueue, calloop and the hand-written baselines"
 if ! (cd benches/peers && cargo build --release -q) 2>"$out/peers.err"; then
   missing[tokio]="benches/peers does not build"
+  missing[delayqueue]="benches/peers does not build"
   missing[calloop]="benches/peers does not build"
   missing[baseline]="benches/peers does not build"
 fi
@@ -72,6 +73,7 @@ cmd_for() {
     node) echo "node benches/peers/node_bench.js $w" ;;
     asyncio | uvloop) echo "$VENV/bin/python benches/peers/py_bench.py $peer $w" ;;
     tokio) echo "$PEERS_BIN/tokio_bench $w" ;;
+    delayqueue) case $w in W3 | W4) echo "$PEERS_BIN/delayqueue_bench $w" ;; esac ;;
     calloop) echo "$PEERS_BIN/calloop_bench $w" ;;
     baseline) case $w in W1 | W2 | W5 | W5c) echo "$PEERS_BIN/baseline $w" ;; esac ;;
   esac
@@ -104,7 +106,7 @@ missing_json="${missing_json%,}}"
 python3 - "$raw" "$missing_json" "$REPS" <<'PY'
 import json, statistics, sys, platform, os, datetime, subprocess
 raw, missing, reps = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-peers = ["evloop", "libuv", "node", "asyncio", "uvloop", "tokio", "calloop", "baseline"]
+peers = ["evloop", "libuv", "node", "asyncio", "uvloop", "tokio", "delayqueue", "calloop", "baseline"]
 workloads = ["W1", "W2", "W3", "W4", "W5", "W5c", "W6"]
 runs, failed = {}, {}
 for line in open(raw):
