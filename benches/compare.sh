@@ -2,6 +2,9 @@
 # Runs every workload (W1 ... W6, W5c; see benches/README.md) for evloop and
 # its peers, interleaved (A B C A B C ...), REPS times, then prints a table of
 # medians with evloop's ratio to each peer and writes it to benches/RESULTS.md.
+# Issue 16's goals are also checked run by run: run k of evloop against run k
+# of the peer (interleaved, so both saw the machine in the same state), since
+# a median can hide a run that misses (W4 must beat libuv 10x in every run).
 #
 #   bash benches/compare.sh            # REPS=3, default n per workload
 #   REPS=5 TIMEOUT=60 bash benches/compare.sh
@@ -90,7 +93,7 @@ for rep in $(seq 1 "$REPS"); do
       log "rep $rep/$REPS $w $peer"
       line=$(timeout "$TIMEOUT" $cmd 2>>"$out/stderr.log" | tail -1)
       if [[ $line == "{"* ]]; then
-        echo "$line" >>"$raw"
+        echo "{\"rep\":$rep,${line#\{}" >>"$raw"
       else
         failed[$peer/$w]=1
         echo "{\"peer\":\"$peer\",\"workload\":\"$w\",\"failed\":\"no result within ${TIMEOUT} s\"}" >>"$raw"
@@ -103,11 +106,10 @@ missing_json="{"
 for p in "${!missing[@]}"; do missing_json+="\"$p\":\"${missing[$p]//\"/\'}\","; done
 missing_json="${missing_json%,}}"
 
-python3 - "$raw" "$missing_json" "$REPS" <<'PY'
-import json, statistics, sys, platform, os, datetime, subprocess
-raw, missing, reps = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-peers = ["evloop", "libuv", "node", "asyncio", "uvloop", "tokio", "delayqueue", "calloop", "baseline"]
-workloads = ["W1", "W2", "W3", "W4", "W5", "W5c", "W6"]
+python3 - "$raw" "$missing_json" "$REPS" "${PEERS[*]}" "${WORKLOADS[*]}" <<'PY'
+import json, statistics, sys, platform, os, datetime
+raw, missing, reps = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+peers, workloads = sys.argv[4].split(), sys.argv[5].split()
 runs, failed = {}, {}
 for line in open(raw):
     r = json.loads(line)
@@ -129,6 +131,12 @@ def cell(peer, w):
     if rate is None:
         return "–"
     return f"{rate / 1e6:.2f} M/s" if rate >= 1e6 else f"{rate / 1e3:.1f} k/s"
+
+def per_run(peer, w):
+    """{k: evloop's rate in run k over the peer's in run k}, for the runs both finished."""
+    ours = {r["rep"]: r["rate"] for r in runs.get(("evloop", w), [])}
+    theirs = {r["rep"]: r["rate"] for r in runs.get((peer, w), [])}
+    return {k: ours[k] / theirs[k] for k in sorted(ours.keys() & theirs.keys())}
 
 def ratio(peer, w):
     a, b = med("evloop", w, "rate"), med(peer, w, "rate")
@@ -171,6 +179,35 @@ for p in peers:
         continue
     lines.append(f"| {p} | {med(p, 'W3', 'setup_secs'):.3f} | {med(p, 'W3', 'run_secs'):.3f} | "
                  f"{med(p, 'W3', 'rss_kb') / 1024:.0f} | {med(p, 'W3', 'last_late_ms'):.2f} |")
+lines.append("")
+lines.append("The ratios issue 16 sets goals on, run by run (run k of evloop divided by "
+             "run k of the peer; the runs are interleaved):")
+lines.append("")
+lines.append("| ratio | " + " | ".join(f"run {k}" for k in range(1, reps + 1)) + " | min | median |")
+lines.append("|---" * (reps + 3) + "|")
+goal_ratios = [("W1", "baseline"), ("W2", "baseline"), ("W4", "libuv"), ("W5", "baseline"),
+               ("W5c", "tokio")]
+for w, peer in goal_ratios:
+    by_run = per_run(peer, w)
+    rs = list(by_run.values())
+    cells = [f"{by_run[k]:.2f}×" if k in by_run else "–" for k in range(1, reps + 1)]
+    summary = [f"{min(rs):.2f}×", f"{statistics.median(rs):.2f}×"] if rs else ["–", "–"]
+    lines.append(f"| {w} vs {peer} | " + " | ".join(cells + summary) + " |")
+lines.append("")
+
+def goal(text, rs, name, value, target, runs_needed=1):
+    """One line saying whether a goal is met, with the figure it was judged on."""
+    if not rs:
+        return f"- {text}: not measured"
+    verdict = "yes" if value >= target else "**no**"
+    note = f"; the goal asks for {runs_needed} paired runs" if len(rs) < runs_needed else ""
+    return f"- {text}: {verdict} ({name} {value:.2f}× over {len(rs)} runs{note})"
+
+w4, w5 = list(per_run("libuv", "W4").values()), list(per_run("baseline", "W5").values())
+lines.append(goal("W4 ≥ 10× libuv in every run of 5", w4, "min", min(w4, default=0), 10,
+                  runs_needed=5))
+lines.append(goal("W5 ≥ 1.0× the polling baseline as a median", w5, "median",
+                  statistics.median(w5) if w5 else 0, 1.0))
 if missing:
     lines.append("")
     for p, why in sorted(missing.items()):
