@@ -13,7 +13,9 @@
 # virtualenv with uvloop (under target/bench-venv), and the Rust peers
 # (benches/peers, their own cargo project). A peer that cannot be installed is
 # reported as missing; a run that fails or exceeds TIMEOUT seconds is
-# reported as such, never silently dropped.
+# reported as such, never silently dropped. Last, benches/chart.py draws
+# benches/ratios.png from RESULTS.md (matplotlib, pip-installed into the same
+# virtualenv; without it compare.sh says so and draws no chart).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-3}
@@ -56,6 +58,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   missing[uvloop]="python3 -m venv failed"
 elif ! "$VENV/bin/python" -c "import uvloop" 2>/dev/null; then
   "$VENV/bin/pip" install -q uvloop >/dev/null 2>&1 || missing[uvloop]="pip install uvloop failed"
+fi
+
+log "== matplotlib, for the chart (benches/chart.py)"
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c "import matplotlib" 2>/dev/null; then
+  "$VENV/bin/pip" install -q matplotlib >/dev/null 2>"$out/matplotlib.err" ||
+    log "pip install matplotlib failed (see $out/matplotlib.err): there will be no chart"
 fi
 
 log "== tokio, tokio-util's DelayQueue, calloop and the hand-written baselines"
@@ -223,4 +231,11 @@ if [ -z "${NO_SERVERS:-}" ]; then
     printf '\n## Real clients\n\n' >>benches/RESULTS.md
     cat target/bench/servers.md >>benches/RESULTS.md
   }
+fi
+
+# The chart of the ratio table, from the RESULTS.md just written.
+if "$VENV/bin/python" -c "import matplotlib" 2>/dev/null; then
+  "$VENV/bin/python" benches/chart.py >&2 || log "benches/chart.py failed: benches/ratios.png is stale"
+else
+  log "no chart: matplotlib is not installed in $VENV, so benches/ratios.png is stale"
 fi
