@@ -81,12 +81,12 @@ pub struct EventLoop {
     pub(crate) io: Watchers,
     pub(crate) pool: Pool,
     epoch: Instant,
-    /// The loop time; read from the clock at the start of a pass, or, if
-    /// `now_stale`, on first use in the pass (see [`EventLoop::now`]).
+    /// The loop time, and the same in ns since `epoch` (the timers' scale),
+    /// as read in pass `now_pass`: at its start, or on first use in it (see
+    /// [`EventLoop::now`]). Keyed by pass, so a pass need not touch them.
     now: Cell<Instant>,
-    now_stale: Cell<bool>,
-    /// `now` in ns since `epoch`, once asked for in this pass (timers only).
-    now_ns: Option<u64>,
+    now_ns: Cell<u64>,
+    now_pass: Cell<u64>,
     running: bool,
     stop_requested: bool,
     pub(crate) panics: PanicPolicy,
@@ -174,8 +174,8 @@ impl EventLoop {
             pool: Pool::new(),
             epoch: now,
             now: Cell::new(now),
-            now_stale: Cell::new(false),
-            now_ns: None,
+            now_ns: Cell::new(0),
+            now_pass: Cell::new(0),
             running: false,
             stop_requested: false,
             panics: PanicPolicy::default(),
@@ -193,6 +193,7 @@ impl EventLoop {
     /// [alive report](EventLoop::alive_report), the slow-callback warning and
     /// the timeline).
     #[track_caller]
+    #[inline]
     pub fn call_soon(&mut self, f: impl FnOnce(&mut EventLoop) + 'static) {
         self.ready.push(Box::new(f), Location::caller());
     }
@@ -327,7 +328,7 @@ impl EventLoop {
     /// not pending. For an interval inside its own callback, its period (it
     /// re-arms from the time that call started).
     pub fn timer_due_in(&self, id: TimerId) -> Option<Duration> {
-        let now = duration_ns(self.now().saturating_duration_since(self.epoch));
+        let now = self.now_ns();
         match self.timers.deadline(id) {
             Ok(Some(deadline)) => Some(Duration::from_nanos(deadline.saturating_sub(now))),
             Ok(None) => self.timers.period(id).ok().map(Duration::from_nanos),
@@ -435,28 +436,30 @@ impl EventLoop {
     /// the time is then a little later than the pass's start, which only
     /// makes timers set in that pass due a little later, never earlier.
     pub fn now(&self) -> Instant {
-        if self.now_stale.get() {
-            self.now.set(self.clock.now(self.epoch));
-            self.now_stale.set(false);
+        if self.now_pass.get() != self.iterations {
+            self.read_clock();
         }
         self.now.get()
     }
 
     /// Refreshes the cached loop time from the clock.
     pub fn update_time(&mut self) {
-        self.now.set(self.clock.now(self.epoch));
-        self.now_stale.set(false);
-        self.now_ns = None;
+        self.read_clock();
+    }
+
+    fn read_clock(&self) {
+        let now = self.clock.now(self.epoch);
+        self.now.set(now);
+        self.now_ns
+            .set(duration_ns(now.saturating_duration_since(self.epoch)));
+        self.now_pass.set(self.iterations);
     }
 
     /// The start of a pass: the clock is read now if a timer may be due,
     /// else on first use.
     fn pass_time(&mut self) {
         if self.timers.len() > 0 {
-            self.update_time();
-        } else {
-            self.now_stale.set(true);
-            self.now_ns = None;
+            self.read_clock();
         }
     }
 
@@ -542,15 +545,11 @@ impl EventLoop {
 
     /// The loop time as nanoseconds since the loop was made (timer deadlines
     /// use this scale); computed once per pass, and only if timers need it.
-    fn now_ns(&mut self) -> u64 {
-        match self.now_ns {
-            Some(ns) => ns,
-            None => {
-                let ns = duration_ns(self.now().saturating_duration_since(self.epoch));
-                self.now_ns = Some(ns);
-                ns
-            }
+    fn now_ns(&self) -> u64 {
+        if self.now_pass.get() != self.iterations {
+            self.read_clock();
         }
+        self.now_ns.get()
     }
 
     fn deadline_after(&mut self, delay: Duration) -> u64 {
@@ -712,25 +711,34 @@ impl EventLoop {
     fn run_ready(&mut self, mode: RunMode) {
         let mut left = self.ready.len();
         loop {
-            let result = catch(|| loop {
-                while left > 0 {
-                    left -= 1;
-                    let Some((task, site)) = self.ready.pop() else {
-                        break;
-                    };
-                    self.diag.metrics.ready_callbacks += 1;
-                    self.run_callback(CallbackKind::Ready, site, task);
+            let result = catch(|| {
+                // Only the loop changes the pass count: kept in a register.
+                let mut pass = self.iterations;
+                loop {
+                    while left > 0 {
+                        left -= 1;
+                        let Some((task, site)) = self.ready.pop() else {
+                            break;
+                        };
+                        self.diag.metrics.ready_callbacks += 1;
+                        self.run_callback(CallbackKind::Ready, site, task);
+                    }
+                    if mode != RunMode::Default || !self.only_ready_work() {
+                        return;
+                    }
+                    // A light pass: everything but the ready queue would be
+                    // a no-op. The loop time is read on first use, as in a
+                    // pass without timers. Whether callbacks are timed
+                    // changes with the slow threshold and the timeline (which
+                    // decide at once) and with the logger's level, looked at
+                    // every 64 light passes.
+                    pass += 1;
+                    self.iterations = pass;
+                    if pass % 64 == 0 {
+                        self.decide_observe();
+                    }
+                    left = self.ready.len();
                 }
-                if mode != RunMode::Default || !self.only_ready_work() {
-                    return;
-                }
-                // A light pass: everything but the ready queue would be a
-                // no-op (no timer pending, no recording).
-                self.iterations += 1;
-                self.now_stale.set(true);
-                self.now_ns = None;
-                self.decide_observe();
-                left = self.ready.len();
             });
             match result {
                 Ok(()) => return,
@@ -746,13 +754,12 @@ impl EventLoop {
     /// in full, so it turns this off.
     #[inline]
     fn only_ready_work(&self) -> bool {
-        !self.ready.is_empty()
-            && self.timers.len() == 0
-            && self.io.registered() == 0
-            && self.posted.is_empty()
-            && !self.stop_requested
-            && !self.remote.has_posts()
-            && self.diag.recorder.is_none()
+        let other_work = self.timers.len()
+            | self.io.registered()
+            | self.posted.len()
+            | usize::from(self.stop_requested)
+            | usize::from(self.diag.recorder.is_some());
+        !self.ready.is_empty() && other_work == 0 && !self.remote.has_posts()
     }
 
     /// Runs the posts queued when it began; returns how many.
@@ -802,7 +809,7 @@ impl EventLoop {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn alive_report(&self) -> AliveReport {
-        let now = duration_ns(self.now().saturating_duration_since(self.epoch));
+        let now = self.now_ns();
         let mut items = Vec::new();
         for t in self.timers.list() {
             let kind = if t.interval {

@@ -225,6 +225,7 @@ impl Watchers {
     }
 
     /// Watchers whose fd is in the poller.
+    #[inline]
     pub(crate) fn registered(&self) -> usize {
         self.registered
     }

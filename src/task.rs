@@ -61,14 +61,17 @@ impl ReadyQueue {
         self.track_sites = on;
     }
 
+    #[inline]
     pub(crate) fn tracks_sites(&self) -> bool {
         self.track_sites
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.tasks.len()
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }

@@ -223,11 +223,13 @@ impl TimerQueue {
     }
 
     /// Number of timers that exist (pending, or an interval being called).
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Number of timers that keep the loop alive.
+    #[inline]
     pub(crate) fn keeping_alive(&self) -> usize {
         self.keeping_alive
     }
