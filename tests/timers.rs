@@ -363,3 +363,32 @@ fn timer_ids_have_a_u64_form_and_made_up_ones_are_stale() {
     assert!(ev.clear_timer(evloop::TimerId::from_u64(n)));
     assert!(!ev.clear_timer(id), "stale once cleared");
 }
+
+/// An interval whose callback clears thousands of timers: the queue gives
+/// memory back while the interval runs (it has no place in the queue then),
+/// and its count of stale places must stay exact (it went below zero: a
+/// panic in debug builds, later timers run early in release builds).
+#[test]
+fn an_interval_can_clear_thousands_of_timers_from_its_callback() {
+    let mut ev = EventLoop::new().unwrap();
+    let ids = Rc::new(RefCell::new(Vec::new()));
+    let list = ids.clone();
+    let every = ev.set_interval(ms(1), move |ev| {
+        for id in list.borrow_mut().drain(..).rev() {
+            assert!(ev.clear_timer(id));
+        }
+    });
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    ev.set_timeout(ms(5), move |ev| {
+        r.set(true);
+        assert!(ev.clear_timer(every));
+    });
+    for _ in 0..10_000 {
+        let id = ev.set_timeout(Duration::from_secs(3600), |_| panic!("cleared"));
+        ids.borrow_mut().push(id);
+    }
+    ev.run().unwrap();
+    assert!(ran.get());
+    assert_eq!(ev.pending_timers(), 0);
+}

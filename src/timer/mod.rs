@@ -696,9 +696,12 @@ impl TimerQueue {
         self.serial_floor = floor as u32;
         self.entries.truncate(end);
         self.entries.shrink_to_fit();
-        // Stale nodes may name dropped slots: none can be left.
+        // Stale nodes may name dropped slots: none can be left. The rest
+        // are counted one by one: "nodes minus timers" is wrong while an
+        // interval is being called (it exists but has no node).
         self.heap.retain(|n| (n.slot as usize) < end);
-        self.stale = self.heap.len() - self.len;
+        let stale = self.heap.iter().filter(|n| !self.is_live(n)).count();
+        self.stale = stale;
         self.free = NONE;
         for slot in (0..end).rev() {
             let e = &mut self.entries[slot];
@@ -969,5 +972,53 @@ mod tests {
         assert_eq!(drops.get(), 5);
         drop(q);
         assert_eq!(drops.get(), 20);
+    }
+
+    /// Heap nodes that are not live, counted the slow way.
+    fn stale_nodes(q: &TimerQueue) -> usize {
+        q.heap.iter().filter(|n| !q.is_live(n)).count()
+    }
+
+    /// Memory given back while an interval's callback runs: that interval
+    /// exists (`len`) but has no heap node, so "nodes minus timers" is one
+    /// short of the stale nodes (or wraps below zero). One stale node
+    /// passing for live then runs the newer timer of its slot early.
+    #[test]
+    fn truncating_while_an_interval_runs_counts_stale_nodes_exactly() {
+        let mut q = TimerQueue::new();
+        q.insert_interval(0, 1_000, |_| {}, here());
+        let n = 2 * SHRINK_MIN as u64;
+        let ids: Vec<_> = (1..=n).map(|i| noop(&mut q, 1_000 + i, 0)).collect();
+        q.begin_phase();
+        let Some(Fired {
+            call: Call::Every(every, held),
+            ..
+        }) = q.pop_due(0)
+        else {
+            panic!("the interval is due first");
+        };
+        // Its callback clears the newest one-shots; a compaction follows.
+        for id in ids[3000..].iter().rev() {
+            assert!(q.cancel(*id));
+        }
+        q.compact();
+        // Then the first one-shot (slot 1, due at 1001): its node stays,
+        // stale. More clears, newest first, until the vacant tail of slots
+        // is truncated.
+        assert!(q.cancel(ids[0]));
+        for id in ids[1..3000].iter().rev() {
+            assert!(q.cancel(*id));
+            if q.entries.len() < ids.len() {
+                break;
+            }
+        }
+        assert!(q.entries.len() < ids.len(), "entries were truncated");
+        assert_eq!(q.stale, stale_nodes(&q));
+        // Slot 1 is taken by a timer due much later.
+        let later = noop(&mut q, 1_000_000, 0);
+        assert_eq!(later.0.slot, ids[0].0.slot);
+        assert!(q.rearm(every, held, 0).is_none());
+        assert_eq!(pop_all(&mut q, 1_001), [1_000], "only the interval");
+        assert!(q.find(later).is_some(), "not run early");
     }
 }
