@@ -392,3 +392,29 @@ fn an_interval_can_clear_thousands_of_timers_from_its_callback() {
     assert!(ran.get());
     assert_eq!(ev.pending_timers(), 0);
 }
+
+/// A callback may swap its loop for another (safe code). An interval that
+/// does must not be re-armed into the other loop's timer that has the same
+/// id: that timer's closure is of another type (it was undefined behaviour).
+#[test]
+fn an_interval_that_swaps_its_loop_away_leaves_the_other_loops_timer_alone() {
+    let spare = Rc::new(RefCell::new(Some(EventLoop::new().unwrap())));
+    let ran = Rc::new(Cell::new(0));
+    let r = ran.clone();
+    let theirs = spare
+        .borrow_mut()
+        .as_mut()
+        .unwrap()
+        .set_timeout(Duration::ZERO, move |_| r.set(r.get() + 1));
+    let mut ev = EventLoop::new().unwrap();
+    let s = spare.clone();
+    let ours = ev.set_interval(Duration::ZERO, move |ev| {
+        let mut other = s.borrow_mut().take().unwrap();
+        std::mem::swap(ev, &mut other);
+        *s.borrow_mut() = Some(other);
+    });
+    assert_eq!(ours.to_u64(), theirs.to_u64(), "the same id in both loops");
+    ev.run().unwrap(); // `ev` is the spare loop from the first call on
+    assert_eq!(ran.get(), 1);
+    assert_eq!(ev.pending_timers(), 0);
+}

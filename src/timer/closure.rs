@@ -151,6 +151,11 @@ impl Held {
         Held { payload, vtable }
     }
 
+    /// How the payload is called and dropped.
+    pub(crate) fn vtable(&self) -> &'static VTable {
+        self.vtable
+    }
+
     /// Gives the payload up (to be stored in an entry again).
     pub(crate) fn into_raw(self) -> (Payload, &'static VTable) {
         let me = ManuallyDrop::new(self);

@@ -519,11 +519,19 @@ impl TimerQueue {
     /// Queues an interval again after its callback ran, one period after
     /// `started` (the period set during the call, if any). If the interval
     /// was cleared meanwhile, the closure is handed back to be dropped.
+    ///
+    /// The id alone does not prove the entry is this closure's: a callback
+    /// may have swapped the loop for another one (`mem::swap` on its
+    /// `&mut EventLoop`), whose timer of the same id has a closure of
+    /// another type. So the entry must be running an interval of the same
+    /// vtable, else the closure is handed back too.
     pub(crate) fn rearm(&mut self, id: TimerId, closure: Held, started: u64) -> Option<Held> {
-        let Some(slot) = self.find(id) else {
+        let ours = |e: &Entry| {
+            e.is_running() && std::ptr::eq(self.kinds.vtable(e.kind()), closure.vtable())
+        };
+        let Some(slot) = self.find(id).filter(|&slot| ours(&self.entries[slot])) else {
             return Some(closure);
         };
-        debug_assert!(self.entries[slot].is_running());
         let deadline = started.saturating_add(self.delay(slot));
         let e = &mut self.entries[slot];
         e.payload = closure.into_raw().0;
