@@ -108,3 +108,39 @@ fn g8_panic_in_a_posted_callback() {
     ev.run().unwrap();
     assert!(AFTER.with(Cell::get), "the next post survived");
 }
+
+/// A pending timer whose closure panics when dropped, dropped with the
+/// loop: the panic unwinds out of the drop, and every other pending closure
+/// is still dropped, once (guarantee 9).
+#[test]
+fn g9_a_panicking_drop_among_pending_timers_still_drops_the_others() {
+    quiet();
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("bomb");
+        }
+    }
+    struct Probe(Rc<Cell<u32>>);
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let drops = Rc::new(Cell::new(0));
+    let mut ev = EventLoop::new().unwrap();
+    let later = Duration::from_secs(3600);
+    let bomb = Bomb;
+    ev.set_timeout(later, move |_| drop(bomb));
+    for _ in 0..3 {
+        let p = Probe(drops.clone());
+        ev.set_timeout(later, move |_| drop(p));
+        let p = Probe(drops.clone());
+        ev.set_interval(later, move |_| {
+            let _ = &p;
+        });
+    }
+    let err = catch_unwind(AssertUnwindSafe(|| drop(ev))).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"bomb"));
+    assert_eq!(drops.get(), 6);
+}

@@ -721,10 +721,10 @@ impl TimerQueue {
     }
 }
 
-impl Drop for TimerQueue {
-    fn drop(&mut self) {
-        // Drop closures in slot order; the heap holds plain data only.
-        self.heap.clear();
+impl TimerQueue {
+    /// Drops every pending closure, in slot order. Each entry is vacant
+    /// before its closure drops, so a second call drops only the rest.
+    fn drop_closures(&mut self) {
         for slot in 0..self.entries.len() {
             let e = self.entries[slot];
             if !e.is_vacant() && !e.is_running() {
@@ -733,6 +733,24 @@ impl Drop for TimerQueue {
                 drop(closure);
             }
         }
+    }
+}
+
+impl Drop for TimerQueue {
+    fn drop(&mut self) {
+        /// If a closure panics while dropped, the others are still dropped
+        /// while that panic unwinds (as a `Vec` of them would be).
+        struct Rest<'a>(&'a mut TimerQueue);
+        impl Drop for Rest<'_> {
+            fn drop(&mut self) {
+                self.0.drop_closures();
+            }
+        }
+        // The heap holds plain data only.
+        self.heap.clear();
+        let rest = Rest(self);
+        rest.0.drop_closures();
+        std::mem::forget(rest);
     }
 }
 
