@@ -418,3 +418,28 @@ fn an_interval_that_swaps_its_loop_away_leaves_the_other_loops_timer_alone() {
     assert_eq!(ran.get(), 1);
     assert_eq!(ev.pending_timers(), 0);
 }
+
+/// Memory is given back after a timer phase that ran most timers; the
+/// cleared timers' places are dropped from the queue then, and the timers
+/// left must still run in deadline order (they once did not).
+#[test]
+fn g2_timers_left_after_memory_is_given_back_run_in_deadline_order() {
+    let mut ev = EventLoop::with_manual_clock().unwrap();
+    let fired = Rc::new(RefCell::new(Vec::new()));
+    let mut far = Vec::new();
+    for i in 0..8192u64 {
+        let f = fired.clone();
+        let delay = match i {
+            0..2000 => Duration::from_secs(60) + ms((i * 7919) % 2000),
+            _ => ms(1),
+        };
+        far.push(ev.set_timeout(delay, move |_| f.borrow_mut().push(delay)));
+    }
+    for id in &far[1000..2000] {
+        assert!(ev.clear_timer(*id));
+    }
+    ev.run().unwrap();
+    let fired = fired.borrow();
+    assert_eq!(fired.len(), 1000 + 6192);
+    assert!(fired.windows(2).all(|w| w[0] <= w[1]), "deadline order");
+}

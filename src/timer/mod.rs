@@ -704,10 +704,13 @@ impl TimerQueue {
         self.serial_floor = floor as u32;
         self.entries.truncate(end);
         self.entries.shrink_to_fit();
-        // Stale nodes may name dropped slots: none can be left. The rest
-        // are counted one by one: "nodes minus timers" is wrong while an
+        // Stale nodes may name dropped slots: none can be left. Removing
+        // nodes from the middle of the array breaks the heap order, so it
+        // is rebuilt (O(n), as the rest of this). The stale nodes left are
+        // counted one by one: "nodes minus timers" is wrong while an
         // interval is being called (it exists but has no node).
         self.heap.retain(|n| (n.slot as usize) < end);
+        self.heapify();
         let stale = self.heap.iter().filter(|n| !self.is_live(n)).count();
         self.stale = stale;
         self.free = NONE;
@@ -1046,5 +1049,29 @@ mod tests {
         assert!(q.rearm(every, held, 0).is_none());
         assert_eq!(pop_all(&mut q, 1_001), [1_000], "only the interval");
         assert!(q.find(later).is_some(), "not run early");
+    }
+
+    /// Truncating drops the stale nodes of the dropped slots from the
+    /// middle of the heap array: what is left must be made a heap again.
+    #[test]
+    fn truncating_slots_keeps_the_heap_in_deadline_order() {
+        let mut q = TimerQueue::new();
+        let n = 2 * SHRINK_MIN as u64;
+        // Slots below 2000 far off, in shuffled order; the rest due early.
+        let ids: Vec<_> = (0..n)
+            .map(|i| match i {
+                0..2000 => noop(&mut q, 1_000_000 + (i * 7919) % 2000, 0),
+                _ => noop(&mut q, i, 0),
+            })
+            .collect();
+        for id in &ids[1000..2000] {
+            assert!(q.cancel(*id)); // stale nodes among the far ones
+        }
+        assert_eq!(pop_all(&mut q, n), (2000..n).collect::<Vec<_>>());
+        q.release_memory(); // as the loop does after its timer phase
+        assert_eq!(q.entries.len(), 1000, "the vacant tail was truncated");
+        let fired = pop_all(&mut q, u64::MAX);
+        assert_eq!(fired.len(), 1000);
+        assert!(fired.windows(2).all(|w| w[0] <= w[1]), "deadline order");
     }
 }
