@@ -141,6 +141,8 @@ pub(crate) fn interval<F: FnMut(&mut EventLoop) + 'static>(f: F) -> (Payload, &'
 pub(crate) struct Held {
     payload: Payload,
     vtable: &'static VTable,
+    /// The closure may be neither `Send` nor `Sync`: nor is this.
+    _owns: PhantomData<*const ()>,
 }
 
 impl Held {
@@ -148,7 +150,11 @@ impl Held {
     /// `payload` was made with `vtable` (by [`once`] or [`interval`]) and is
     /// owned by nobody else from now on.
     pub(crate) unsafe fn new(payload: Payload, vtable: &'static VTable) -> Held {
-        Held { payload, vtable }
+        Held {
+            payload,
+            vtable,
+            _owns: PhantomData,
+        }
     }
 
     /// How the payload is called and dropped.

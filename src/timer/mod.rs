@@ -47,6 +47,7 @@
 mod closure;
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 
 use crate::diag::Site;
 use crate::id::Key;
@@ -202,6 +203,9 @@ pub(crate) struct TimerQueue {
     kinds: Kinds,
     /// Try to shrink `entries` again only once `len` falls below this.
     shrink_below: usize,
+    /// The entries own closures that may be neither `Send` nor `Sync`
+    /// (their bytes alone would make the queue both).
+    _owns: PhantomData<*const ()>,
 }
 
 impl TimerQueue {
@@ -219,6 +223,7 @@ impl TimerQueue {
             long_delays: HashMap::new(),
             kinds: Kinds::new(),
             shrink_below: 0,
+            _owns: PhantomData,
         }
     }
 
