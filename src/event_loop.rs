@@ -245,6 +245,7 @@ impl EventLoop {
     /// Cancels a timer. Returns true if it was pending (an interval counts as
     /// pending until cleared, even inside its own callback). Takes effect at
     /// once: a cleared timer never runs again, even if it was already due.
+    #[inline]
     pub fn clear_timer(&mut self, id: TimerId) -> bool {
         let hit = self.timers.cancel(id);
         log::debug!(
@@ -545,6 +546,7 @@ impl EventLoop {
 
     /// The loop time as nanoseconds since the loop was made (timer deadlines
     /// use this scale); computed once per pass, and only if timers need it.
+    #[inline]
     fn now_ns(&self) -> u64 {
         if self.now_pass.get() != self.iterations {
             self.read_clock();
@@ -552,6 +554,7 @@ impl EventLoop {
         self.now_ns.get()
     }
 
+    #[inline]
     fn deadline_after(&mut self, delay: Duration) -> u64 {
         self.now_ns().saturating_add(duration_ns(delay))
     }

@@ -44,12 +44,43 @@ impl Key {
     }
 }
 
-/// Defines a public id type over [`Key`].
+/// Slot and serial of a table whose serials are per slot and 32 bits (the
+/// timer queue's): an 8-byte id. Its `u64` form is [`Key`]'s; a number whose
+/// serial does not fit in 32 bits comes back as serial `u32::MAX`, which such
+/// tables never hand out, so it is stale.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Key32 {
+    pub(crate) slot: u32,
+    pub(crate) serial: u32,
+}
+
+impl Key32 {
+    pub(crate) fn to_u64(self) -> Option<u64> {
+        Key {
+            slot: self.slot,
+            serial: u64::from(self.serial),
+        }
+        .to_u64()
+    }
+
+    pub(crate) fn from_u64(v: u64) -> Key32 {
+        let k = Key::from_u64(v);
+        Key32 {
+            slot: k.slot,
+            serial: u32::try_from(k.serial).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// Defines a public id type over [`Key`] (or the given key type).
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
+        $crate::id::id_type!($(#[$doc])* $name, $crate::id::Key);
+    };
+    ($(#[$doc:meta])* $name:ident, $key:ty) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-        pub struct $name(pub(crate) $crate::id::Key);
+        pub struct $name(pub(crate) $key);
 
         impl $name {
             /// The id as one number (slot and serial; see [`from_u64`](Self::from_u64)),
@@ -61,7 +92,7 @@ macro_rules! id_type {
             /// The id whose [`to_u64`](Self::to_u64) is `v`. Any number is
             /// accepted: one that names no live entry is a stale id.
             pub fn from_u64(v: u64) -> Self {
-                $name($crate::id::Key::from_u64(v))
+                $name(<$key>::from_u64(v))
             }
         }
     };
@@ -80,5 +111,20 @@ mod tests {
         }
         assert_eq!(Key::new(1 << 24, 1).to_u64(), None);
         assert_eq!(Key::new(1, 1 << 40).to_u64(), None);
+    }
+
+    #[test]
+    fn a_32_bit_key_has_the_same_u64_form_and_refuses_wider_serials() {
+        use super::Key32;
+        let k = Key32 {
+            slot: 5,
+            serial: u32::MAX - 1,
+        };
+        let v = k.to_u64().unwrap();
+        assert_eq!(v, Key::new(5, u64::from(u32::MAX - 1)).to_u64().unwrap());
+        assert_eq!(Key32::from_u64(v), k);
+        let wide = Key::new(5, 1 << 33).to_u64().unwrap();
+        assert_eq!(Key32::from_u64(wide).serial, u32::MAX);
+        assert_eq!(std::mem::size_of::<Key32>(), 8);
     }
 }

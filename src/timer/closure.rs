@@ -239,6 +239,15 @@ impl Kinds {
         if (key.0, key.1) == (self.last.0, self.last.1) {
             return Some(self.last.2);
         }
+        self.intern_slow(vtable, site, key)
+    }
+
+    fn intern_slow(
+        &mut self,
+        vtable: &'static VTable,
+        site: Site,
+        key: (usize, usize),
+    ) -> Option<Kind> {
         let kind = match self.index.get(&key) {
             Some(&kind) => kind,
             None if self.kinds.len() < Self::MAX => {

@@ -50,7 +50,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 
 use crate::diag::Site;
-use crate::id::Key;
+use crate::id::Key32;
 use crate::EventLoop;
 use closure::{Held, Kind, Kinds, Payload};
 
@@ -61,7 +61,8 @@ crate::id::id_type! {
     /// Ids are never reused: clearing a timer that already ran or was
     /// cleared is a harmless `false`, even if a newer timer now occupies the
     /// same storage.
-    TimerId
+    TimerId,
+    crate::id::Key32
 }
 
 /// One slot of the queue: a pending timer, an interval whose closure is out
@@ -192,6 +193,9 @@ pub(crate) struct TimerQueue {
     /// The serial of a slot made past the end of `entries`: above every
     /// serial of a slot that was truncated away.
     serial_floor: u32,
+    /// The highest next serial of a vacated slot (`RETIRED` counts as
+    /// 2^32): the floor, when every slot goes at once.
+    serial_high: u64,
     keeping_alive: usize,
     /// Heap nodes whose timer was cleared, refreshed or is being called.
     stale: usize,
@@ -216,6 +220,7 @@ impl TimerQueue {
             free: NONE,
             len: 0,
             serial_floor: 1,
+            serial_high: 0,
             keeping_alive: 0,
             stale: 0,
             next_tag: 0,
@@ -294,6 +299,7 @@ impl TimerQueue {
         self.insert(deadline, period, payload, kind)
     }
 
+    #[inline]
     fn insert(&mut self, deadline: u64, delay: u64, payload: Payload, kind: Kind) -> TimerId {
         let entry = Entry {
             payload,
@@ -332,17 +338,18 @@ impl TimerQueue {
         self.keeping_alive += 1;
         self.shrink_below = self.shrink_below.max(self.len / 4);
         self.push(deadline, slot);
-        TimerId(Key {
+        TimerId(Key32 {
             slot,
-            serial: u64::from(self.entries[slot as usize].serial),
+            serial: self.entries[slot as usize].serial,
         })
     }
 
     /// The slot of a timer that exists.
+    #[inline]
     fn find(&self, id: TimerId) -> Option<usize> {
         let slot = id.0.slot as usize;
         let e = self.entries.get(slot)?;
-        (!e.is_vacant() && u64::from(e.serial) == id.0.serial).then_some(slot)
+        (!e.is_vacant() && e.serial == id.0.serial).then_some(slot)
     }
 
     /// The delay (or period) of the timer in `slot`.
@@ -366,6 +373,7 @@ impl TimerQueue {
 
     /// Frees a slot (its closure is someone else's to drop). Its serial goes
     /// up so the id that named it is stale; a slot out of serials is retired.
+    #[inline]
     fn vacate(&mut self, slot: usize) {
         let e = &mut self.entries[slot];
         if e.delay == LONG_DELAY {
@@ -382,10 +390,13 @@ impl TimerQueue {
             e.node = self.free;
             self.free = slot as u32;
         }
+        let next = u64::from(e.serial) + u64::from(e.serial == RETIRED);
+        self.serial_high = self.serial_high.max(next);
         self.len -= 1;
     }
 
     /// The closure of the timer in `slot`, taken out of its entry.
+    #[inline]
     fn take(&self, slot: usize) -> Held {
         let e = self.entries[slot];
         // SAFETY: an occupied, non-running entry's payload was made with its
@@ -395,6 +406,7 @@ impl TimerQueue {
     }
 
     /// Removes a timer. True if it was pending (or is an interval being called).
+    #[inline]
     pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
         let Some(slot) = self.find(id) else {
             return false;
@@ -506,8 +518,14 @@ impl TimerQueue {
         let closure = self.take(slot);
         let call = if self.kinds.vtable(kind).interval {
             self.entries[slot].kind_flags |= RUNNING;
-            let serial = u64::from(self.entries[slot].serial);
-            Call::Every(TimerId(Key::new(slot, serial)), closure)
+            let serial = self.entries[slot].serial;
+            Call::Every(
+                TimerId(Key32 {
+                    slot: top.slot,
+                    serial,
+                }),
+                closure,
+            )
         } else {
             // Memory is given back by the caller once the due callbacks
             // ran: freeing a large heap can take milliseconds.
@@ -553,7 +571,10 @@ impl TimerQueue {
             .enumerate()
             .filter(|(_, e)| !e.is_vacant())
             .map(|(slot, e)| TimerInfo {
-                id: TimerId(Key::new(slot, u64::from(e.serial))),
+                id: TimerId(Key32 {
+                    slot: slot as u32,
+                    serial: e.serial,
+                }),
                 interval: self.kinds.vtable(e.kind()).interval,
                 keeps_alive: e.keeps_alive(),
                 site: self.kinds.site(e.kind()),
@@ -562,6 +583,7 @@ impl TimerQueue {
     }
 
     /// Pushes the live node of the timer in `slot`, with a fresh tag.
+    #[inline]
     fn push(&mut self, deadline: u64, slot: u32) {
         if self.next_tag >= RETAG_AT {
             self.retag();
@@ -618,6 +640,7 @@ impl TimerQueue {
         }
     }
 
+    #[inline]
     fn sift_up(&mut self, mut pos: usize) {
         let node = self.heap[pos];
         while pos > 0 {
@@ -659,12 +682,18 @@ impl TimerQueue {
     /// the heap is dense and shrinks at a quarter full; the entries can only
     /// drop their vacant tail, so after each try the next one waits until
     /// `len` halves.
+    #[inline]
     pub(crate) fn release_memory(&mut self) {
         let len = self.len;
         // The common case, first: nothing to give back.
         if len != 0 && len >= self.heap.capacity() / 4 && len >= self.shrink_below {
             return;
         }
+        self.give_back();
+    }
+
+    fn give_back(&mut self) {
+        let len = self.len;
         if len == 0 {
             self.heap.clear();
             self.stale = 0;
@@ -699,10 +728,16 @@ impl TimerQueue {
     /// would put the floor past 2^31 (a retired slot, or one reused two
     /// billion times), the slots stay: an id must never come back.
     fn truncate_entries(&mut self, end: usize) {
-        let floor = self.entries[end..]
-            .iter()
-            .map(|e| u64::from(e.serial) + u64::from(e.serial == RETIRED))
-            .fold(u64::from(self.serial_floor), u64::max);
+        // With every slot vacant, the highest serial is known without a scan.
+        let tail_high = match end {
+            0 => self.serial_high,
+            _ => self.entries[end..]
+                .iter()
+                .map(|e| u64::from(e.serial) + u64::from(e.serial == RETIRED))
+                .max()
+                .unwrap_or(0),
+        };
+        let floor = tail_high.max(u64::from(self.serial_floor));
         if floor >= FLOOR_MAX {
             return;
         }
@@ -944,11 +979,17 @@ mod tests {
         let mut q = TimerQueue::new();
         noop(&mut q, 1, 0);
         q.entries[0].serial = RETIRED - 1;
-        assert!(q.cancel(TimerId(Key::new(0, u64::from(RETIRED - 1)))));
+        assert!(q.cancel(TimerId(Key32 {
+            slot: 0,
+            serial: RETIRED - 1
+        })));
         assert_eq!({ q.entries[0].serial }, RETIRED);
         let b = noop(&mut q, 1, 0);
         assert_eq!(b.0.slot, 1, "slot 0 is retired");
-        assert!(!q.cancel(TimerId(Key::new(0, u64::from(RETIRED)))));
+        assert!(!q.cancel(TimerId(Key32 {
+            slot: 0,
+            serial: RETIRED
+        })));
         // Truncating would lose a retired slot's serials: it stays.
         assert!(q.cancel(b));
         q.truncate_entries(0);
