@@ -713,6 +713,9 @@ impl EventLoop {
     /// passes here (see [`EventLoop::only_ready_work`]).
     fn run_ready(&mut self, mode: RunMode) {
         let mut left = self.ready.len();
+        // Counted by the batch, not one by one; a panic takes back the
+        // ones that did not run.
+        self.diag.metrics.ready_callbacks += left as u64;
         loop {
             let result = catch(|| {
                 // Only the loop changes the pass count: kept in a register.
@@ -723,7 +726,6 @@ impl EventLoop {
                         let Some((task, site)) = self.ready.pop() else {
                             break;
                         };
-                        self.diag.metrics.ready_callbacks += 1;
                         self.run_callback(CallbackKind::Ready, site, task);
                     }
                     if mode != RunMode::Default || !self.only_ready_work() {
@@ -741,11 +743,16 @@ impl EventLoop {
                         self.decide_observe();
                     }
                     left = self.ready.len();
+                    self.diag.metrics.ready_callbacks += left as u64;
                 }
             });
             match result {
                 Ok(()) => return,
-                Err(p) => self.panicked(p),
+                Err(p) => {
+                    self.diag.metrics.ready_callbacks -= left as u64;
+                    self.panicked(p);
+                    self.diag.metrics.ready_callbacks += left as u64;
+                }
             }
         }
     }

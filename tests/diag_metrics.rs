@@ -81,3 +81,34 @@ fn lag_is_how_late_timers_ran() {
         "one sample: p99 is it, to 12.5 %: {m:?}"
     );
 }
+
+/// A ready callback that panics counts as run; the ones after it count when
+/// they run (on the next `run`, or at once under a panic handler), also in
+/// a chain of passes that need no poll.
+#[test]
+fn ready_callbacks_count_as_they_run_across_panics() {
+    let mut ev = EventLoop::new().unwrap();
+    ev.call_soon(|_| {});
+    ev.call_soon(|_| panic!("second"));
+    for _ in 0..3 {
+        ev.call_soon(|_| {});
+    }
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ev.run())).is_err());
+    assert_eq!(ev.metrics().ready_callbacks, 2);
+    ev.run().unwrap();
+    assert_eq!(ev.metrics().ready_callbacks, 5);
+
+    ev.set_panic_handler(|_, _| {});
+    fn chain(ev: &mut EventLoop, left: u32) {
+        if left > 0 {
+            ev.call_soon(move |ev| chain(ev, left - 1));
+        }
+        if left == 5 {
+            panic!("in the chain");
+        }
+    }
+    ev.call_soon(|ev| chain(ev, 10));
+    ev.call_soon(|_| panic!("beside it"));
+    ev.run().unwrap();
+    assert_eq!(ev.metrics().ready_callbacks, 5 + 12);
+}
