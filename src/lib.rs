@@ -297,6 +297,28 @@
 //! handler set, the loop goes on). C has a counter gather:
 //! `evl_gather_new` / `evl_gather_done` in `include/evloop.h`.
 //!
+//! # More than one core
+//!
+//! A loop is one thread: its callbacks never run in parallel, which is why
+//! they need no locks. To use more cores, run more loops that share
+//! nothing:
+//!
+//! - **One loop per thread.** Each thread makes its own `EventLoop` and its
+//!   own listening socket on the same port with
+//!   [`net::tcp::ListenOptions`]' `reuse_port` (`SO_REUSEPORT`); the kernel
+//!   spreads new connections across them. `examples/multicore.rs`, measured
+//!   by the W7 benchmark (two loops against one on this project's 2-core
+//!   machine: see `benches/RESULTS.md`).
+//! - **One loop per process**, as Node's `cluster` and libuv's IPC pipes: a
+//!   parent accepts connections and hands each to a worker process over a
+//!   Unix socket ([`net::UnixStream::write_with_fds`] there,
+//!   [`take_fds`](net::UnixStream::take_fds) and
+//!   [`TcpStream::from_fd`](net::TcpStream::from_fd) in the worker).
+//!   `examples/cluster.rs`.
+//!
+//! Work that blocks (files, DNS, CPU-heavy jobs) goes to the loop's pool
+//! instead, and comes back as a callback.
+//!
 //! # Logging
 //!
 //! The library logs through the `log` crate: `trace` for every pass and

@@ -114,6 +114,7 @@ impl<F: FnMut(&mut EventLoop) + 'static> Every<F> {
 }
 
 /// Stores a one-shot closure; returns the payload and its vtable.
+#[inline]
 pub(crate) fn once<F: FnOnce(&mut EventLoop) + 'static>(f: F) -> (Payload, &'static VTable) {
     let mut p = Payload::uninit();
     if fits::<F>() {
@@ -128,6 +129,7 @@ pub(crate) fn once<F: FnOnce(&mut EventLoop) + 'static>(f: F) -> (Payload, &'sta
 }
 
 /// Stores an interval's closure (boxed); returns the payload and its vtable.
+#[inline]
 pub(crate) fn interval<F: FnMut(&mut EventLoop) + 'static>(f: F) -> (Payload, &'static VTable) {
     let mut p = Payload::uninit();
     let boxed = Box::into_raw(Box::new(f));
@@ -263,6 +265,7 @@ impl Kinds {
     }
 
     /// Stores a one-shot closure set at `site`: its payload and kind.
+    #[inline]
     pub(crate) fn once<F: FnOnce(&mut EventLoop) + 'static>(
         &mut self,
         f: F,
@@ -276,6 +279,7 @@ impl Kinds {
     }
 
     /// Stores an interval's closure set at `site`: its payload and kind.
+    #[inline]
     pub(crate) fn interval<F: FnMut(&mut EventLoop) + 'static>(
         &mut self,
         f: F,
