@@ -307,8 +307,8 @@
 //!   own listening socket on the same port with
 //!   [`net::tcp::ListenOptions`]' `reuse_port` (`SO_REUSEPORT`); the kernel
 //!   spreads new connections across them. `examples/multicore.rs`, measured
-//!   by the W7 benchmark (two loops against one on this project's 2-core
-//!   machine: see `benches/RESULTS.md`).
+//!   by the W7 benchmark (two loops against one, in the README's
+//!   Performance section).
 //! - **One loop per process**, as Node's `cluster` and libuv's IPC pipes: a
 //!   parent accepts connections and hands each to a worker process over a
 //!   Unix socket ([`net::UnixStream::write_with_fds`] there,
