@@ -8,14 +8,15 @@
 //! `-EBADF`, never a crash.
 
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
 
 use super::net::evl_status_cb;
-use super::{errno, evl_free_cb, evl_loop, guard, or_disarm, shared_data, Current, EINVAL};
+use super::{
+    c_bytes, c_path, errno, evl_free_cb, evl_loop, guard, or_disarm, shared_data, Current, EINVAL,
+};
 use crate::fs::{self, File};
 use crate::{EventLoop, JobId};
 
@@ -75,19 +76,6 @@ fn file_of(ev: &mut EventLoop, id: u64) -> Result<File, c_int> {
         .get(&id)
         .cloned()
         .ok_or(-libc::EBADF)
-}
-
-/// A path from C: NUL-terminated, not empty.
-fn c_path<'a>(path: *const c_char) -> Result<&'a Path, c_int> {
-    if path.is_null() {
-        return Err(EINVAL);
-    }
-    // SAFETY: a NUL-terminated string (header contract), checked non-null.
-    let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
-    if bytes.is_empty() {
-        return Err(EINVAL);
-    }
-    Ok(Path::new(OsStr::from_bytes(bytes)))
 }
 
 /// Starts a pool job whose outcome `deliver` hands to C (inside
@@ -170,10 +158,7 @@ pub unsafe extern "C" fn evl_fs_read_file(
             free_data,
             |ev, done| fs::read_file(ev, path, done),
             move |lp, data, r: io::Result<Vec<u8>>| {
-                let (n, buf) = match &r {
-                    Ok(bytes) => (bytes.len() as isize, bytes.as_ptr().cast::<c_char>()),
-                    Err(e) => (errno(e) as isize, std::ptr::null()),
-                };
+                let (n, buf) = c_bytes(&r);
                 // SAFETY: C's callback and data; `buf` valid during the call.
                 unsafe { cb(lp, n, buf, data) }
             },
@@ -506,10 +491,7 @@ pub unsafe extern "C" fn evl_fs_read(
             free_data,
             |ev, done| f.read_at(ev, offset, len, done),
             move |lp, data, r: io::Result<Vec<u8>>| {
-                let (n, buf) = match &r {
-                    Ok(bytes) => (bytes.len() as isize, bytes.as_ptr().cast::<c_char>()),
-                    Err(e) => (errno(e) as isize, std::ptr::null()),
-                };
+                let (n, buf) = c_bytes(&r);
                 // SAFETY: C's callback and data; `buf` valid during the call.
                 unsafe { cb(lp, n, buf, data) }
             },

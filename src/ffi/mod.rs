@@ -320,6 +320,32 @@ pub(crate) fn guard_void(f: impl FnOnce()) {
 
 /// An `io::Error` as a negative errno (looking through the context evloop
 /// adds to OS errors).
+/// A path from C: NUL-terminated, not empty; `Err(-EINVAL)` else.
+pub(crate) fn c_path<'a>(path: *const c_char) -> Result<&'a std::path::Path, c_int> {
+    use std::os::unix::ffi::OsStrExt;
+    if path.is_null() {
+        return Err(EINVAL);
+    }
+    // SAFETY: a NUL-terminated string (header contract), checked non-null.
+    let bytes = unsafe { std::ffi::CStr::from_ptr(path) }.to_bytes();
+    if bytes.is_empty() {
+        return Err(EINVAL);
+    }
+    Ok(std::path::Path::new(std::ffi::OsStr::from_bytes(bytes)))
+}
+
+/// A byte result as C's data callbacks take it: `(len, bytes)` on success,
+/// `(-errno, NULL)` on failure. The pointer is valid while `r` lives.
+pub(crate) fn c_bytes<B: AsRef<[u8]>>(r: &io::Result<B>) -> (isize, *const std::ffi::c_char) {
+    match r {
+        Ok(bytes) => {
+            let bytes = bytes.as_ref();
+            (bytes.len() as isize, bytes.as_ptr().cast())
+        }
+        Err(e) => (errno(e) as isize, std::ptr::null()),
+    }
+}
+
 pub(crate) fn errno(e: &io::Error) -> c_int {
     if let Some(code) = crate::ErrorContext::os_error(e) {
         return -code;

@@ -14,7 +14,9 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use super::stream::{AnyServer, AnyStream};
-use super::{errno, evl_cb, evl_free_cb, evl_loop, guard, or_disarm, shared_data, Current, EINVAL};
+use super::{
+    c_bytes, errno, evl_cb, evl_free_cb, evl_loop, guard, or_disarm, shared_data, Current, EINVAL,
+};
 use crate::net::tcp;
 use crate::EventLoop;
 
@@ -298,10 +300,7 @@ pub unsafe extern "C" fn evl_stream_read_start(
         let (lpu, ptr, su) = (lp as usize, data as usize, s as usize);
         let result = stream.read_start(ev, move |ev, chunk: io::Result<&[u8]>| {
             let _ = &keep; // `data` lives until reading stops
-            let (n, buf) = match chunk {
-                Ok(bytes) => (bytes.len() as isize, bytes.as_ptr().cast::<c_char>()),
-                Err(e) => (errno(&e) as isize, std::ptr::null()),
-            };
+            let (n, buf) = c_bytes(&chunk);
             // SAFETY: C's callback and data, valid until free_data; `buf` is
             // valid for `n` bytes during the call.
             Current::run(lpu, ev, || unsafe {

@@ -7,7 +7,7 @@
 //! `O_NONBLOCK`. `evl_unix_write_fds` sends duplicates of C's fds and
 //! leaves C's own alone, as `sendmsg` does.
 
-use std::ffi::{c_char, c_int, c_void, CStr, OsStr};
+use std::ffi::{c_char, c_int, c_void, OsStr};
 use std::os::fd::{IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -20,22 +20,9 @@ use super::stream::{connect_done, handle_kind, AnyServer, AnyStream};
 use super::tcp::{
     adopt_fd, copy_out, file_connect, hand_out_stream, open_fd, reserve_connect_id, start_server,
 };
-use super::{errno, evl_free_cb, evl_loop, guard, or_disarm, EINVAL};
+use super::{c_path, errno, evl_free_cb, evl_loop, guard, or_disarm, EINVAL};
 use crate::net::{unix, FdKind, Pipe, UnixServer, UnixStream};
 use crate::EventLoop;
-
-/// A socket path from C: NUL-terminated, not empty; `Err(-EINVAL)` else.
-fn path_of<'a>(path: *const c_char) -> Result<&'a Path, c_int> {
-    if path.is_null() {
-        return Err(EINVAL);
-    }
-    // SAFETY: a NUL-terminated string (header contract), checked non-null.
-    let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
-    if bytes.is_empty() {
-        return Err(EINVAL);
-    }
-    Ok(Path::new(OsStr::from_bytes(bytes)))
-}
 
 #[no_mangle]
 pub unsafe extern "C" fn evl_unix_listen(
@@ -52,7 +39,7 @@ pub unsafe extern "C" fn evl_unix_listen(
         if out.is_null() || backlog < 0 {
             return EINVAL;
         }
-        let path = match path_of(path) {
+        let path = match c_path(path) {
             Ok(path) => path,
             Err(rc) => return rc,
         };
@@ -133,7 +120,7 @@ pub unsafe extern "C" fn evl_unix_connect(
 ) -> c_int {
     guard(|| {
         let Some(cb) = cb else { return EINVAL };
-        let path = match path_of(path) {
+        let path = match c_path(path) {
             Ok(path) => path,
             Err(rc) => return rc,
         };
