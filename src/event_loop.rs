@@ -2,7 +2,9 @@
 //!
 //! One iteration ("pass") does, in this order:
 //!
-//! 1. **time**: cache the clock (`now()`), as libuv does;
+//! 1. **time**: cache the clock (`now()`), as libuv does; with no timer
+//!    pending, the clock is read when the time is first asked for instead
+//!    (nothing could be due, and a pass that never looks costs no read);
 //! 2. **timers**: run every timer due at that time that was armed before the
 //!    pass began, in deadline order (ties in the order they were set);
 //! 3. **ready**: run the `call_soon` callbacks that were queued when this
@@ -18,6 +20,11 @@
 //! 7. **posts**: run what other threads posted through a [`LoopHandle`];
 //! 8. in `run_once` only, after a wait that could block: time and timers
 //!    again, so a single blocking call runs the timer it waited for.
+//!
+//! In `run`, while the ready queue is all the work there is (no timer,
+//! watcher, post, stop or timeline), steps 2 and 4-7 would do nothing: the
+//! next passes then run right after step 3 ("light passes"), still one per
+//! batch of callbacks, counted and in the same order.
 //!
 //! Diagnostics ([`crate::diag`]) ride along: the pass decides once whether
 //! callbacks are timed (timeline on, or a slow-callback warning possible),
@@ -120,7 +127,6 @@ impl EventLoop {
     /// created is logged (warn) and the loop runs without a timeline.
     pub fn new() -> io::Result<EventLoop> {
         let mut ev = EventLoop::with_clock(Clock::Real)?;
-        ev.decide_observe();
         if let Some(path) = std::env::var_os("EVLOOP_TRACE").filter(|p| !p.is_empty()) {
             if !TRACE_ENV_TAKEN.swap(true, Ordering::Relaxed) {
                 if let Err(e) = ev.start_trace(&path) {
@@ -154,15 +160,13 @@ impl EventLoop {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn with_manual_clock() -> io::Result<EventLoop> {
-        let mut ev = EventLoop::with_clock(Clock::Manual(0))?;
-        ev.decide_observe();
-        Ok(ev)
+        EventLoop::with_clock(Clock::Manual(0))
     }
 
     fn with_clock(clock: Clock) -> io::Result<EventLoop> {
         let now = Instant::now();
         log::debug!("evloop: new loop");
-        Ok(EventLoop {
+        let mut ev = EventLoop {
             remote: Arc::new(Remote::new()?),
             ready: ReadyQueue::default(),
             cancellable: Cancellable::default(),
@@ -183,7 +187,9 @@ impl EventLoop {
             layers: Vec::new(),
             diag: Diag::default(),
             clock,
-        })
+        };
+        ev.decide_observe();
+        Ok(ev)
     }
 
     /// Queues `f` to run on a later pass, after every callback queued before it.
