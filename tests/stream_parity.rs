@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
-use common::{assert_fds_back_to, echo_server, open_fds, serial};
+use common::{assert_fds_back_to, echo_server, fd_count, open_fds, serial};
 use evloop::net::Stream;
 use evloop::net::{
     guess_kind, tcp, unix, FdKind, Pipe, TcpServer, TcpStream, UnixServer, UnixStream,
@@ -662,7 +662,7 @@ fn from_fd_works_at_the_fd_limit() {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (conn, _) = listener.accept().unwrap();
         // Fill the table up to the limit.
-        let used = open_fds() as u64 + 1;
+        let used = fd_count() as u64 + 1;
         let lim = libc::rlimit {
             rlim_cur: used,
             rlim_max: 20000,

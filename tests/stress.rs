@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use common::{open_fds, serial};
+use common::{fd_count, serial};
 use evloop::net::{tcp, TcpServer, TcpStream};
 use evloop::process::{self, Child, Command, Stdio};
 use evloop::signal::{self, SignalId};
@@ -113,10 +113,10 @@ fn rss_kib() -> u64 {
 /// a pool thread may hold a dropped loop's poller for a moment.
 fn fds_settled(before: usize) -> usize {
     let start = Instant::now();
-    while open_fds() != before && start.elapsed() < Duration::from_secs(10) {
+    while fd_count() != before && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    open_fds()
+    fd_count()
 }
 
 /// Aborts the process if not dropped within `limit`: a hung stress test
@@ -324,7 +324,7 @@ fn churn_client_finished(ev: &mut EventLoop, st: &Rc<Churn>) {
 fn tcp_churn() {
     let _g = serial();
     let _w = Watchdog::new("tcp_churn", Duration::from_secs(120));
-    let fds_before = open_fds();
+    let fds_before = fd_count();
     let (rss_before, heap_before) = (rss_kib(), heap_live());
     let started = Instant::now();
     let mut ev = EventLoop::new().unwrap();
@@ -1009,7 +1009,7 @@ fn children_of_self() -> Vec<(i32, char)> {
 fn processes_thousand_children() {
     let _g = serial();
     let _w = Watchdog::new("processes", Duration::from_secs(120));
-    let fds_before = open_fds();
+    let fds_before = fd_count();
     let started = Instant::now();
     let mut ev = EventLoop::new().unwrap();
     let rc = Rc::new(RefCell::new(ProcModel {
@@ -1113,7 +1113,7 @@ fn signal_storm() {
     install_counting_handler(libc::SIGUSR1);
     install_counting_handler(libc::SIGUSR2);
     let ours = counting_handler as extern "C" fn(libc::c_int) as usize;
-    let fds_before = open_fds();
+    let fds_before = fd_count();
     let started = Instant::now();
     let storm_done = Arc::new(AtomicBool::new(false));
     let sd = storm_done.clone();

@@ -16,19 +16,67 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
+/// The fds this process has open, each with what it refers to
+/// (`/proc/self/fd/N`'s link: a path, `socket:[inode]`, `pipe:[inode]`).
+pub struct Fds(std::collections::BTreeMap<String, std::path::PathBuf>);
+
+impl Fds {
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
 }
 
-/// Asserts that the open fd count comes back to `before`. A pool thread may
-/// still hold the dropped loop for a moment after posting its last result,
-/// so this waits (up to 10 s) rather than reading the count once.
-pub fn assert_fds_back_to(before: usize) {
+/// A snapshot of the open fds. The directory listing's own fd is closed
+/// before the links are read, so it is not in the snapshot.
+pub fn open_fds() -> Fds {
+    let names: Vec<_> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let links = names
+        .into_iter()
+        .filter_map(|n| {
+            let target = std::fs::read_link(format!("/proc/self/fd/{n}")).ok()?;
+            Some((n, target))
+        })
+        .collect();
+    Fds(links)
+}
+
+/// The open fd count.
+pub fn fd_count() -> usize {
+    open_fds().count()
+}
+
+/// The fds open now that were not open (to the same file or socket) in
+/// `before`.
+fn opened_since(before: &Fds) -> Vec<String> {
+    let now = open_fds();
+    now.0
+        .iter()
+        .filter(|(n, target)| before.0.get(*n) != Some(*target))
+        .map(|(n, target)| format!("fd {n} -> {}", target.display()))
+        .collect()
+}
+
+/// Asserts that every fd open now was open in `before`: nothing the test
+/// opened is left. It compares sets rather than counts, so an fd that
+/// something else in the process (the test harness starting a thread, a
+/// lookup) held for a moment when `before` was taken does not count as
+/// one closed too many. A pool thread may still hold the dropped loop for
+/// a moment after posting its last result, so this waits (up to 10 s)
+/// rather than looking once.
+pub fn assert_fds_back_to(before: Fds) {
     let start = std::time::Instant::now();
-    while open_fds() != before && start.elapsed() < std::time::Duration::from_secs(10) {
+    while !opened_since(&before).is_empty() && start.elapsed() < std::time::Duration::from_secs(10)
+    {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert_eq!(open_fds(), before, "no fd left open");
+    assert_eq!(
+        opened_since(&before),
+        Vec::<String>::new(),
+        "no fd left open"
+    );
 }
 
 /// An echo server on 127.0.0.1 (port chosen by the OS): every byte read is
