@@ -703,11 +703,9 @@ impl EventLoop {
                             interval.call_interval(ev)
                         })
                     });
-                    // Dropped here if the interval was cleared while it ran.
-                    drop(self.timers.rearm(id, interval, started));
-                    if let Err(p) = result {
-                        self.panicked(p);
-                    }
+                    // Handed back if the interval was cleared while it ran.
+                    let cleared = self.timers.rearm(id, interval, started);
+                    self.after_callback(result, cleared);
                 }
             }
         }

@@ -477,9 +477,12 @@ impl Watchers {
     /// Puts a body back after its callback ran, and parks the watcher if
     /// its hang-up or error outlived a final delivery that left it as it was.
     /// A watcher removed inside its callback drops its body (and source) here.
-    fn end(&mut self, poller: &Poller, d: Dispatch) {
+    /// Puts a watcher's body back after its callback ran; hands it back
+    /// instead if the callback unwatched it, for the caller to drop (its
+    /// `Drop` is user code).
+    fn end(&mut self, poller: &Poller, d: Dispatch) -> Option<Box<dyn Body>> {
         let Some(entry) = self.get(d.id) else {
-            return; // unwatched inside its callback: `d.body` drops now
+            return Some(d.body);
         };
         entry.body = Some(d.body);
         let untouched = entry.changes == d.changes && entry.registered;
@@ -491,6 +494,7 @@ impl Watchers {
             entry.parked = true;
             let _ = self.sync(poller, d.id);
         }
+        None
     }
 }
 
@@ -675,10 +679,8 @@ impl EventLoop {
             } else {
                 catch(|| d.body.fire(self, r))
             };
-            self.io.end(&self.remote.poller, d);
-            if let Err(p) = result {
-                self.panicked(p);
-            }
+            let unwatched = self.io.end(&self.remote.poller, d);
+            self.after_callback(result, unwatched);
         }
         self.io.fired = fired;
     }

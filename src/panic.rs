@@ -45,6 +45,28 @@ impl EventLoop {
         self.panics.handler = None;
     }
 
+    /// After a callback that may have closed its own watcher or cleared its
+    /// own interval: drops what it closed (`closed`, whose `Drop` is user
+    /// code and may panic too), then reports the callback's panic and the
+    /// drop's, in that order. The drop comes first so that it never runs
+    /// while a panic unwinds (a second panic would abort).
+    pub(crate) fn after_callback<T>(
+        &mut self,
+        result: Result<(), Box<dyn Any + Send>>,
+        closed: Option<T>,
+    ) {
+        let dropped = match closed {
+            Some(c) => catch(|| drop(c)),
+            None => Ok(()),
+        };
+        if let Err(p) = result {
+            self.panicked(p);
+        }
+        if let Err(p) = dropped {
+            self.panicked(p);
+        }
+    }
+
     /// A callback panicked and the loop is consistent again: hand the payload
     /// to the handler, or unwind out of `run()`.
     pub(crate) fn panicked(&mut self, payload: Box<dyn Any + Send>) {

@@ -144,3 +144,84 @@ fn g9_a_panicking_drop_among_pending_timers_still_drops_the_others() {
     assert_eq!(err.downcast_ref::<&str>(), Some(&"bomb"));
     assert_eq!(drops.get(), 6);
 }
+
+/// A closure whose `Drop` panics, owned by a callback that ends itself: an
+/// interval that clears itself, a watcher that unwatches itself. The loop
+/// drops the closure once its callback returns; that panic is handled like
+/// one in the callback (review finding: it left `run()` even with a
+/// handler set).
+struct Bomb(&'static str);
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("{}", self.0);
+    }
+}
+
+fn payload_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+fn self_ending_callbacks(ev: &mut EventLoop, after: &Rc<Cell<u32>>) {
+    let bomb = Bomb("interval's drop");
+    let timer = Rc::new(Cell::new(None));
+    let t = timer.clone();
+    timer.set(Some(ev.set_interval(Duration::ZERO, move |ev| {
+        let _ = &bomb;
+        ev.clear_timer(t.get().unwrap());
+    })));
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    std::io::Write::write_all(&mut b, b"x").unwrap();
+    let bomb = Bomb("watcher's drop");
+    let id = Rc::new(Cell::new(None));
+    let i = id.clone();
+    id.set(Some(
+        ev.watch(a, evloop::Interest::READABLE, move |ev, _, _| {
+            let _ = &bomb;
+            ev.unwatch(i.get().unwrap());
+        })
+        .unwrap(),
+    ));
+    // Work queued behind them still runs.
+    let a = after.clone();
+    ev.set_timeout(Duration::from_millis(1), move |_| a.set(a.get() + 1));
+    drop(b);
+}
+
+#[test]
+fn g8_a_panicking_drop_of_a_self_ended_callback_goes_to_the_handler() {
+    quiet();
+    let mut ev = EventLoop::new().unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    ev.set_panic_handler(move |_, p| s.borrow_mut().push(payload_text(&*p)));
+    let after = Rc::new(Cell::new(0));
+    self_ending_callbacks(&mut ev, &after);
+    ev.run().unwrap();
+    let mut seen = seen.take();
+    seen.sort();
+    assert_eq!(seen, ["interval's drop", "watcher's drop"]);
+    assert_eq!(after.get(), 1);
+    assert_eq!(ev.watcher_count(), 0);
+}
+
+#[test]
+fn g8_without_a_handler_a_panicking_drop_unwinds_out_of_run_and_the_loop_goes_on() {
+    quiet();
+    let mut ev = EventLoop::new().unwrap();
+    let after = Rc::new(Cell::new(0));
+    self_ending_callbacks(&mut ev, &after);
+    let mut panics = Vec::new();
+    loop {
+        match catch_unwind(AssertUnwindSafe(|| ev.run())) {
+            Ok(r) => break r.unwrap(),
+            Err(p) => panics.push(payload_text(&*p)),
+        }
+    }
+    panics.sort();
+    assert_eq!(panics, ["interval's drop", "watcher's drop"]);
+    assert_eq!(after.get(), 1);
+    assert_eq!(ev.watcher_count(), 0);
+}
