@@ -51,6 +51,14 @@ impl ReadyQueue {
         Some((task, site))
     }
 
+    /// Pops a task while sites are not kept (the untimed path: no site
+    /// to pop beside it).
+    #[inline]
+    pub(crate) fn pop_untracked(&mut self) -> Option<Task> {
+        debug_assert!(!self.track_sites);
+        self.tasks.pop_front()
+    }
+
     /// Starts or stops keeping each task's site.
     pub(crate) fn track_sites(&mut self, on: bool) {
         if on && !self.track_sites {

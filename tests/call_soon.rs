@@ -271,7 +271,9 @@ fn g8_a_panicking_link_unwinds_out_of_run_and_the_chain_goes_on_after() {
 #[test]
 fn g4_a_post_reaches_a_loop_running_only_a_chain() {
     thread_local!(static POSTED: Cell<bool> = const { Cell::new(false) });
+    thread_local!(static RAN_OUT: Cell<bool> = const { Cell::new(false) });
     fn spin(ev: &mut EventLoop, left: u64) {
+        RAN_OUT.with(|r| r.set(left == 0));
         if !POSTED.with(Cell::get) && left > 0 {
             ev.call_soon(move |ev| spin(ev, left - 1));
         }
@@ -284,7 +286,71 @@ fn g4_a_post_reaches_a_loop_running_only_a_chain() {
         handle.call_soon(|_| POSTED.with(|p| p.set(true))).unwrap();
     });
     ev.run().unwrap();
-    assert!(POSTED.with(Cell::get), "the post ran and ended the chain");
+    assert!(POSTED.with(Cell::get), "the post ran");
+    assert!(!RAN_OUT.with(Cell::get), "the post ended the chain");
+}
+
+/// A link that makes the loop's first handle and posts through it: the post
+/// runs in that pass's post step, before the next link (the loop looks for
+/// posts in a chain only once something could post, so this checks that
+/// sharing the loop mid-chain is noticed).
+#[test]
+fn g4_a_post_made_by_a_link_runs_before_the_next_link() {
+    thread_local!(static POST_PASS: Cell<u64> = const { Cell::new(0) });
+    let mut ev = EventLoop::new().unwrap();
+    let l = log();
+    let c = l.clone();
+    ev.call_soon(move |ev| {
+        chain(ev, 1, c, |ev, link, _| {
+            if link == 3 {
+                ev.handle()
+                    .call_soon(|ev| POST_PASS.with(|p| p.set(ev.iterations())))
+                    .unwrap();
+            }
+        })
+    });
+    ev.run().unwrap();
+    assert_eq!(POST_PASS.with(Cell::get), 3, "in link 3's pass");
+    assert_eq!(
+        *l.borrow(),
+        [
+            "link 1 pass 1",
+            "link 2 pass 2",
+            "link 3 pass 3",
+            "link 4 pass 4",
+            "link 5 pass 5",
+            "link 6 pass 6",
+        ]
+    );
+}
+
+/// A pool job queued by a link of an endless chain: its completion reaches
+/// the loop, and its callback ends the chain.
+#[test]
+fn g4_a_pool_job_queued_by_a_chain_completes_into_it() {
+    thread_local!(static DONE: Cell<bool> = const { Cell::new(false) });
+    thread_local!(static RAN_OUT: Cell<bool> = const { Cell::new(false) });
+    fn spin(ev: &mut EventLoop, left: u64) {
+        RAN_OUT.with(|r| r.set(left == 0));
+        if !DONE.with(Cell::get) && left > 0 {
+            ev.call_soon(move |ev| spin(ev, left - 1));
+        }
+    }
+    let mut ev = EventLoop::new().unwrap();
+    ev.call_soon(|ev| {
+        ev.spawn_blocking(
+            || 6 * 7,
+            |_, r| {
+                assert_eq!(r.unwrap(), 42);
+                DONE.with(|d| d.set(true));
+            },
+        )
+        .unwrap();
+        spin(ev, 500_000_000);
+    });
+    ev.run().unwrap();
+    assert!(DONE.with(Cell::get), "the job's callback ran");
+    assert!(!RAN_OUT.with(Cell::get), "it ended the chain");
 }
 
 /// The loop time of a pass that begins with no timer pending is read when

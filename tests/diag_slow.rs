@@ -121,4 +121,23 @@ fn slow_callbacks_are_named_by_site_and_duration() {
         logs[1].contains(&format!("created at {here}:{named_line}:")),
         "{logs:#?}"
     );
+
+    // Set from a callback, the threshold applies from the next pass: a pass
+    // times its callbacks all or none. With a zero threshold every timed
+    // callback is reported.
+    let mut ev = EventLoop::new().unwrap();
+    ev.set_slow_callback_threshold(None);
+    ev.call_soon(|ev| {
+        ev.set_slow_callback_threshold(Some(Duration::ZERO));
+        ev.call_soon(|_| {}); // the next pass: reported
+    });
+    ev.call_soon(|_| {}); // the same pass as the setting: not timed
+    ev.run().unwrap();
+    let logs = take();
+    assert_eq!(logs.len(), 1, "{logs:#?}");
+    // Queued while sites were not kept.
+    assert!(
+        logs[0].contains("call_soon callback (site unknown)") && logs[0].contains("(pass 2)"),
+        "{logs:#?}"
+    );
 }

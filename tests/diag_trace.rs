@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -301,4 +301,36 @@ fn dropping_the_loop_completes_the_file_and_a_panicking_callback_is_survived() {
             .count(),
         1
     );
+}
+
+/// A chain of `call_soon` runs as light passes, which the timeline cannot
+/// see; a link that starts a recording makes the loop record the passes
+/// after it in full, each link with its pass.
+#[test]
+fn a_recording_started_by_a_link_of_a_chain_records_every_later_pass() {
+    fn link(ev: &mut EventLoop, n: u64, path: &'static Path) {
+        if n == 3 {
+            ev.start_trace(path).unwrap();
+        }
+        if n < 6 {
+            ev.call_soon(move |ev| link(ev, n + 1, path));
+        }
+    }
+    let path: &'static Path = Box::leak(temp("chain.json").into_boxed_path());
+    let mut ev = EventLoop::new().unwrap();
+    ev.call_soon(move |ev| link(ev, 1, path));
+    ev.run().unwrap();
+    assert_eq!(ev.iterations(), 6, "one pass per link");
+    assert!(ev.stop_trace().unwrap());
+    let events = events(path);
+    std::fs::remove_file(path).unwrap();
+    let names = |cat: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e.str("cat") == Some(cat))
+            .map(|e| e.str("name").unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("pass"), ["pass 4", "pass 5", "pass 6"], "{events:#?}");
+    assert_eq!(names("call_soon").len(), 3, "links 4 to 6: {events:#?}");
 }
