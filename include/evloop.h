@@ -349,7 +349,8 @@ ssize_t evl_alive_report(evl_loop *loop, char *buf, size_t len);
  * open it in https://ui.perfetto.dev or chrome://tracing): passes, polls and
  * callbacks. The file is complete after evl_trace_stop or evl_loop_free.
  * The environment variable EVLOOP_TRACE=path does the same for the first
- * loop of a process. Called from a callback, it records from the next pass.
+ * loop of a process. Called from a callback, it records from the next pass
+ * (callbacks already timed for the slow warning: from the next that ends).
  * 0; -EEXIST if a recording is on; -EINVAL for a NULL loop or an empty or
  * NULL path; the errno of creating the file. */
 int evl_trace_start(evl_loop *loop, const char *path);
@@ -360,7 +361,8 @@ int evl_trace_stop(evl_loop *loop);
 /* Callbacks that run at least ms milliseconds log a warning (through Rust's
  * `log`, at warn: visible with a Rust logger only) naming their creation
  * site and duration. Default 100; a negative ms turns it off. Called from a
- * callback, it applies from the next pass. 0, or -EINVAL for a NULL loop. */
+ * callback, turning the warning on or off applies from the next pass. 0, or
+ * -EINVAL for a NULL loop. */
 int evl_set_slow_callback_ms(evl_loop *loop, int64_t ms);
 
 /* ---- Gather: one callback once several tasks are done ---------------------

@@ -29,10 +29,10 @@
 //! Diagnostics ([`crate::diag`]) ride along: the pass decides once whether
 //! callbacks are timed (timeline on, or a slow-callback warning possible),
 //! and each callback then costs one branch on that decision (ready callbacks
-//! not even that: their phase has an untimed copy). A setting changed by a
-//! callback applies from the next pass. Under a manual
-//! clock, step 5 never sleeps for a timer: when nothing was runnable the
-//! clock jumps to the next deadline instead.
+//! not even that: their phase has an untimed copy). A callback that turns
+//! timing on or off (a slow threshold, the timeline) does so from the next
+//! pass. Under a manual clock, step 5 never sleeps for a timer: when nothing
+//! was runnable the clock jumps to the next deadline instead.
 //!
 //! Every callback runs on a fresh stack owned by the loop, never inside the
 //! call that scheduled it. Each is removed from its queue before it runs, so a
@@ -599,6 +599,12 @@ impl EventLoop {
         let result = panic::catch_unwind(AssertUnwindSafe(|| body(self)));
         self.running = false;
         self.stop_requested = false;
+        if self.full_pass_due {
+            // A diagnostics setting changed by the last pass's callbacks:
+            // decided now, not at the next run's first pass, so that what
+            // is queued meanwhile keeps its site.
+            self.decide_observe();
+        }
         match result {
             Ok(r) => r,
             Err(payload) => panic::resume_unwind(payload),
@@ -749,15 +755,11 @@ impl EventLoop {
     /// else can post). Only step 7 fills `posted`, so it stays empty. The
     /// logger's level, a global with no order to keep, is looked at every
     /// 64 light passes. Whether callbacks are timed is fixed for the phase
-    /// (a setting changed by a callback applies from the next full pass), so
-    /// the untimed copy pops a callback and calls it, nothing more.
-    ///
-    /// Measured on W1 (benches/workloads.rs), against the checks this
-    /// replaced (every light pass looked at all of `light_passes_allowed`,
-    /// and each callback at two diagnostics flags): 8% more links per
-    /// second (n = 20M, interleaved medians of 9), 0.67x the hand-written
-    /// VecDeque chain. The rest of the gap is the pass itself: counting it,
-    /// noticing its end, and these checks.
+    /// (a callback that turns it on or off does so from the next full
+    /// pass), so the untimed copy pops a callback and calls it, nothing
+    /// more. Each of these cuts was measured on W1 (benches/workloads.rs);
+    /// what is left of the gap to a bare `VecDeque` chain is the pass
+    /// itself: counting it, noticing its end, and these checks.
     fn run_ready(&mut self, mode: RunMode) {
         let light = mode == RunMode::Default && self.light_passes_allowed();
         // One copy of the loop each, so that the untimed one keeps all it
@@ -989,8 +991,10 @@ impl EventLoop {
     /// `log`, at `warn`) naming its kind, creation site and duration; `None`
     /// turns the warning off. The default is 100 ms (asyncio's debug-mode
     /// default). Callbacks are timed only while a logger accepts warnings or
-    /// the timeline records. Called from a callback, it applies from the
-    /// next pass on.
+    /// the timeline records. Called from a callback, a change that turns
+    /// timing on or off does so from the next pass (until then, callbacks
+    /// queued are not given a site); while callbacks are timed, the new
+    /// threshold applies to each that ends after the call.
     pub fn set_slow_callback_threshold(&mut self, threshold: Option<Duration>) {
         self.diag.slow = threshold;
         self.diagnostics_changed();
@@ -998,9 +1002,9 @@ impl EventLoop {
 
     /// After the slow threshold or the timeline changed: decides at once
     /// whether callbacks are timed if the loop is not running, else at the
-    /// start of the next pass, so that a pass runs its ready callbacks either
-    /// all timed or all not (and the ready queue keeps sites beside its
-    /// callbacks, or not, for a whole pass).
+    /// start of the next pass (or when `run` returns), so that a pass runs
+    /// its ready callbacks either all timed or all not (and the ready queue
+    /// keeps sites beside its callbacks, or not, for a whole pass).
     fn diagnostics_changed(&mut self) {
         if self.running {
             self.full_pass_due = true;
@@ -1032,7 +1036,9 @@ impl EventLoop {
     /// creation site. The file is complete when the recording stops
     /// ([`stop_trace`](EventLoop::stop_trace), or the loop's drop).
     /// `EVLOOP_TRACE=out.json` starts one for the first loop of a process.
-    /// Called from a callback, it records from the next pass on.
+    /// Called from a callback, it records passes from the next one on, and
+    /// callbacks from the next pass on unless they were already timed (a
+    /// slow-callback warning possible), then from the next that ends.
     ///
     /// # Errors
     /// `AlreadyExists` if a recording is on; the error of creating `path`.

@@ -334,3 +334,30 @@ fn a_recording_started_by_a_link_of_a_chain_records_every_later_pass() {
     assert_eq!(names("pass"), ["pass 4", "pass 5", "pass 6"], "{events:#?}");
     assert_eq!(names("call_soon").len(), 3, "links 4 to 6: {events:#?}");
 }
+
+/// A recording started by the last pass of a `run`: what is queued before
+/// the next `run` is recorded with its creation site.
+#[test]
+fn a_recording_started_by_the_last_callback_of_a_run_names_later_sites() {
+    let path: &'static Path = Box::leak(temp("last.json").into_boxed_path());
+    let mut ev = EventLoop::new().unwrap();
+    ev.call_soon(move |ev| ev.start_trace(path).unwrap());
+    ev.run().unwrap();
+    ev.call_soon(|_| {});
+    let line = line!() - 1;
+    ev.run().unwrap();
+    assert!(ev.stop_trace().unwrap());
+    let events = events(path);
+    std::fs::remove_file(path).unwrap();
+    let soon: Vec<_> = events
+        .iter()
+        .filter(|e| e.str("cat") == Some("call_soon"))
+        .collect();
+    assert_eq!(soon.len(), 1, "{events:#?}");
+    let site = format!("{}:{line}:", file!());
+    assert!(
+        soon[0].str("name").unwrap().contains(&site),
+        "{:?}",
+        soon[0]
+    );
+}
