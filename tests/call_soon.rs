@@ -144,22 +144,27 @@ fn chain(ev: &mut EventLoop, link: u32, l: Log, at: fn(&mut EventLoop, u32, &Log
     }
 }
 
+/// Queues a chain of six links on `ev` whose link n also does `at(ev, n,
+/// log)`; returns its log.
+fn start_chain(ev: &mut EventLoop, at: fn(&mut EventLoop, u32, &Log)) -> Log {
+    let l = log();
+    let c = l.clone();
+    ev.call_soon(move |ev| chain(ev, 1, c, at));
+    l
+}
+
 #[test]
 fn g4_each_link_of_a_chain_is_a_pass_and_a_timer_set_midway_runs_between_links() {
     let mut ev = EventLoop::new().unwrap();
-    let l = log();
-    let c = l.clone();
-    ev.call_soon(move |ev| {
-        chain(ev, 1, c, |ev, link, l| {
-            if link == 3 {
-                let l = l.clone();
-                let pass = ev.iterations();
-                ev.set_timeout(Duration::ZERO, move |ev| {
-                    l.borrow_mut()
-                        .push(format!("timer, {} pass later", ev.iterations() - pass));
-                });
-            }
-        })
+    let l = start_chain(&mut ev, |ev, link, l| {
+        if link == 3 {
+            let l = l.clone();
+            let pass = ev.iterations();
+            ev.set_timeout(Duration::ZERO, move |ev| {
+                l.borrow_mut()
+                    .push(format!("timer, {} pass later", ev.iterations() - pass));
+            });
+        }
     });
     ev.run().unwrap();
     assert_eq!(
@@ -179,26 +184,22 @@ fn g4_each_link_of_a_chain_is_a_pass_and_a_timer_set_midway_runs_between_links()
 #[test]
 fn g4_a_watcher_started_by_a_link_runs_before_the_next_link() {
     let mut ev = EventLoop::new().unwrap();
-    let l = log();
-    let c = l.clone();
-    ev.call_soon(move |ev| {
-        chain(ev, 1, c, |ev, link, l| {
-            if link == 2 {
-                let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-                std::io::Write::write_all(&mut a, b"x").unwrap();
-                let l = l.clone();
-                let me = Rc::new(Cell::new(None));
-                let me2 = me.clone();
-                let id = ev
-                    .watch(b, evloop::Interest::READABLE, move |ev, _, _| {
-                        l.borrow_mut().push(format!("io pass {}", ev.iterations()));
-                        let _ = &a;
-                        ev.unwatch(me2.get().unwrap());
-                    })
-                    .unwrap();
-                me.set(Some(id));
-            }
-        })
+    let l = start_chain(&mut ev, |ev, link, l| {
+        if link == 2 {
+            let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            std::io::Write::write_all(&mut a, b"x").unwrap();
+            let l = l.clone();
+            let me = Rc::new(Cell::new(None));
+            let me2 = me.clone();
+            let id = ev
+                .watch(b, evloop::Interest::READABLE, move |ev, _, _| {
+                    l.borrow_mut().push(format!("io pass {}", ev.iterations()));
+                    let _ = &a;
+                    ev.unwatch(me2.get().unwrap());
+                })
+                .unwrap();
+            me.set(Some(id));
+        }
     });
     ev.run().unwrap();
     assert_eq!(
@@ -218,14 +219,10 @@ fn g4_a_watcher_started_by_a_link_runs_before_the_next_link() {
 #[test]
 fn g7_stop_inside_a_chain_returns_after_that_link_and_run_resumes_it() {
     let mut ev = EventLoop::new().unwrap();
-    let l = log();
-    let c = l.clone();
-    ev.call_soon(move |ev| {
-        chain(ev, 1, c, |ev, link, _| {
-            if link == 3 {
-                ev.stop();
-            }
-        })
+    let l = start_chain(&mut ev, |ev, link, _| {
+        if link == 3 {
+            ev.stop();
+        }
     });
     ev.run().unwrap();
     assert_eq!(l.borrow().len(), 3);
@@ -237,14 +234,10 @@ fn g7_stop_inside_a_chain_returns_after_that_link_and_run_resumes_it() {
 #[test]
 fn g8_a_panicking_link_unwinds_out_of_run_and_the_chain_goes_on_after() {
     let mut ev = EventLoop::new().unwrap();
-    let l = log();
-    let c = l.clone();
-    ev.call_soon(move |ev| {
-        chain(ev, 1, c, |_, link, _| {
-            if link == 4 {
-                panic!("link 4");
-            }
-        })
+    let l = start_chain(&mut ev, |_, link, _| {
+        if link == 4 {
+            panic!("link 4");
+        }
     });
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ev.run()));
     assert!(result.is_err());
@@ -252,14 +245,10 @@ fn g8_a_panicking_link_unwinds_out_of_run_and_the_chain_goes_on_after() {
     assert_eq!(l.borrow().len(), 4);
     assert!(!ev.is_alive());
     // A chain whose panicking link queued its successor first goes on.
-    let l = log();
-    let c = l.clone();
-    ev.call_soon(move |ev| {
-        chain(ev, 1, c, |ev, link, _| {
-            if link == 2 {
-                ev.call_soon(|_| panic!("queued by link 2"));
-            }
-        })
+    let l = start_chain(&mut ev, |ev, link, _| {
+        if link == 2 {
+            ev.call_soon(|_| panic!("queued by link 2"));
+        }
     });
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ev.run()));
     assert!(result.is_err());
@@ -267,26 +256,35 @@ fn g8_a_panicking_link_unwinds_out_of_run_and_the_chain_goes_on_after() {
     assert_eq!(l.borrow().len(), 6, "{:?}", l.borrow());
 }
 
+thread_local! {
+    /// Set by what should end [`spin`]'s chain: a post, a job's callback.
+    /// Per test thread, which is the loop's thread.
+    static END: Cell<bool> = const { Cell::new(false) };
+    /// Set if the chain ran out of links first.
+    static RAN_OUT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A chain that goes on until `END` is set: bounded, so that a loop that
+/// never lets the ender run fails the test instead of hanging it.
+fn spin(ev: &mut EventLoop, left: u64) {
+    RAN_OUT.with(|r| r.set(left == 0));
+    if !END.with(Cell::get) && left > 0 {
+        ev.call_soon(move |ev| spin(ev, left - 1));
+    }
+}
+
 /// A post from another thread reaches a loop busy with nothing but a chain.
 #[test]
 fn g4_a_post_reaches_a_loop_running_only_a_chain() {
-    thread_local!(static POSTED: Cell<bool> = const { Cell::new(false) });
-    thread_local!(static RAN_OUT: Cell<bool> = const { Cell::new(false) });
-    fn spin(ev: &mut EventLoop, left: u64) {
-        RAN_OUT.with(|r| r.set(left == 0));
-        if !POSTED.with(Cell::get) && left > 0 {
-            ev.call_soon(move |ev| spin(ev, left - 1));
-        }
-    }
     let mut ev = EventLoop::new().unwrap();
     let handle = ev.handle();
     ev.call_soon(|ev| spin(ev, 500_000_000));
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(2));
-        handle.call_soon(|_| POSTED.with(|p| p.set(true))).unwrap();
+        handle.call_soon(|_| END.with(|p| p.set(true))).unwrap();
     });
     ev.run().unwrap();
-    assert!(POSTED.with(Cell::get), "the post ran");
+    assert!(END.with(Cell::get), "the post ran");
     assert!(!RAN_OUT.with(Cell::get), "the post ended the chain");
 }
 
@@ -298,16 +296,12 @@ fn g4_a_post_reaches_a_loop_running_only_a_chain() {
 fn g4_a_post_made_by_a_link_runs_before_the_next_link() {
     thread_local!(static POST_PASS: Cell<u64> = const { Cell::new(0) });
     let mut ev = EventLoop::new().unwrap();
-    let l = log();
-    let c = l.clone();
-    ev.call_soon(move |ev| {
-        chain(ev, 1, c, |ev, link, _| {
-            if link == 3 {
-                ev.handle()
-                    .call_soon(|ev| POST_PASS.with(|p| p.set(ev.iterations())))
-                    .unwrap();
-            }
-        })
+    let l = start_chain(&mut ev, |ev, link, _| {
+        if link == 3 {
+            ev.handle()
+                .call_soon(|ev| POST_PASS.with(|p| p.set(ev.iterations())))
+                .unwrap();
+        }
     });
     ev.run().unwrap();
     assert_eq!(POST_PASS.with(Cell::get), 3, "in link 3's pass");
@@ -328,28 +322,20 @@ fn g4_a_post_made_by_a_link_runs_before_the_next_link() {
 /// the loop, and its callback ends the chain.
 #[test]
 fn g4_a_pool_job_queued_by_a_chain_completes_into_it() {
-    thread_local!(static DONE: Cell<bool> = const { Cell::new(false) });
-    thread_local!(static RAN_OUT: Cell<bool> = const { Cell::new(false) });
-    fn spin(ev: &mut EventLoop, left: u64) {
-        RAN_OUT.with(|r| r.set(left == 0));
-        if !DONE.with(Cell::get) && left > 0 {
-            ev.call_soon(move |ev| spin(ev, left - 1));
-        }
-    }
     let mut ev = EventLoop::new().unwrap();
     ev.call_soon(|ev| {
         ev.spawn_blocking(
             || 6 * 7,
             |_, r| {
                 assert_eq!(r.unwrap(), 42);
-                DONE.with(|d| d.set(true));
+                END.with(|d| d.set(true));
             },
         )
         .unwrap();
         spin(ev, 500_000_000);
     });
     ev.run().unwrap();
-    assert!(DONE.with(Cell::get), "the job's callback ran");
+    assert!(END.with(Cell::get), "the job's callback ran");
     assert!(!RAN_OUT.with(Cell::get), "it ended the chain");
 }
 

@@ -177,6 +177,19 @@ fn events(path: &std::path::Path) -> Vec<Json> {
     }
 }
 
+/// The recording's one `call_soon` event, made at `line` of this file.
+fn only_call_soon_event(events: &[Json], line: u32) -> &Json {
+    let soon: Vec<_> = events
+        .iter()
+        .filter(|e| e.str("cat") == Some("call_soon"))
+        .collect();
+    assert_eq!(soon.len(), 1, "{events:#?}");
+    let site = format!("{}:{line}:", file!());
+    let name = soon[0].str("name").unwrap();
+    assert!(name.contains(&site), "{:?}", soon[0]);
+    soon[0]
+}
+
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("evloop-{}-{name}", std::process::id()))
 }
@@ -244,21 +257,10 @@ fn start_and_stop_record_callbacks_with_sites_and_durations() {
     ev.run().unwrap();
     let events = events(&path);
     std::fs::remove_file(&path).unwrap();
-    let soon: Vec<_> = events
-        .iter()
-        .filter(|e| e.str("cat") == Some("call_soon"))
-        .collect();
-    assert_eq!(soon.len(), 1, "{events:#?}");
-    let site = format!("{}:{line}:", file!());
+    let soon = only_call_soon_event(&events, line);
     assert!(
-        soon[0].str("name").unwrap().contains(&site),
-        "{:?}",
-        soon[0]
-    );
-    assert!(
-        soon[0].num("dur").unwrap() >= 20_000.0,
-        "microseconds: {:?}",
-        soon[0]
+        soon.num("dur").unwrap() >= 20_000.0,
+        "microseconds: {soon:?}"
     );
     assert_eq!(
         events
@@ -349,15 +351,5 @@ fn a_recording_started_by_the_last_callback_of_a_run_names_later_sites() {
     assert!(ev.stop_trace().unwrap());
     let events = events(path);
     std::fs::remove_file(path).unwrap();
-    let soon: Vec<_> = events
-        .iter()
-        .filter(|e| e.str("cat") == Some("call_soon"))
-        .collect();
-    assert_eq!(soon.len(), 1, "{events:#?}");
-    let site = format!("{}:{line}:", file!());
-    assert!(
-        soon[0].str("name").unwrap().contains(&site),
-        "{:?}",
-        soon[0]
-    );
+    only_call_soon_event(&events, line);
 }
