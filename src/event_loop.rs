@@ -508,15 +508,15 @@ impl EventLoop {
     /// place this was called (or a clone made).
     #[track_caller]
     pub fn handle(&self) -> LoopHandle {
-        LoopHandle::new(self.share_remote())
+        LoopHandle::new(self.share_remote().clone())
     }
 
     /// The shared part of the loop, for something that posts to it from
-    /// another thread. Every sharing goes through here, so that light
-    /// passes know posts can arrive.
-    pub(crate) fn share_remote(&self) -> Arc<Remote> {
+    /// another thread (to clone or downgrade). Every sharing goes through
+    /// here, so that light passes know posts can arrive.
+    pub(crate) fn share_remote(&self) -> &Arc<Remote> {
         self.remote_shared.set(true);
-        self.remote.clone()
+        &self.remote
     }
 
     /// Per-loop state of type `T` for code built on the loop (the C API keeps

@@ -316,7 +316,7 @@ impl EventLoop {
         let id = self.pool.add(done, site);
         // Weak: a job still running when the loop is dropped must not keep
         // the loop's poller (and its fds) alive.
-        let remote: Weak<Remote> = Arc::downgrade(&self.share_remote());
+        let remote: Weak<Remote> = Arc::downgrade(self.share_remote());
         let work: Work = Box::new(move || {
             let mut value = None;
             let outcome = match catch(|| value = Some(work())) {
