@@ -338,13 +338,27 @@ fn a_recording_started_by_a_link_of_a_chain_records_every_later_pass() {
 }
 
 /// A recording started by the last pass of a `run`: what is queued before
-/// the next `run` is recorded with its creation site.
+/// the next `run` is recorded with its creation site. Also when the callback
+/// that started it then panicked out of `run`.
 #[test]
 fn a_recording_started_by_the_last_callback_of_a_run_names_later_sites() {
-    let path: &'static Path = Box::leak(temp("last.json").into_boxed_path());
+    last_callback_starts_recording(false);
+    last_callback_starts_recording(true);
+}
+
+fn last_callback_starts_recording(then_panic: bool) {
+    let name = format!("last-{then_panic}.json");
+    let path: &'static Path = Box::leak(temp(&name).into_boxed_path());
     let mut ev = EventLoop::new().unwrap();
-    ev.call_soon(move |ev| ev.start_trace(path).unwrap());
-    ev.run().unwrap();
+    ev.call_soon(move |ev| {
+        ev.start_trace(path).unwrap();
+        if then_panic {
+            panic!("after start_trace");
+        }
+    });
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ev.run()));
+    assert_eq!(ran.is_err(), then_panic);
+    assert!(ev.is_tracing());
     ev.call_soon(|_| {});
     let line = line!() - 1;
     ev.run().unwrap();
